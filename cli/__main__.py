@@ -1,0 +1,5 @@
+"""Allow `python -m dalle.cli`."""
+
+from .main import entry
+
+entry()

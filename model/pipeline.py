@@ -1,0 +1,133 @@
+"""Text-to-image entry point for scripts and notebooks; the CLI uses it too.
+
+from dalle.model import TextToImage
+pipe = TextToImage.from_pretrained()          # the shipped default model
+images = pipe.generate(["orange dinosaur in a suit"] * 4, seed=0)
+images[0].save("dino.png")
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .data import to_pil
+from .errors import ConfigError
+from .sampling import SamplingSettings, sample_image_tokens
+from .tokenizer import CaptionTokenizer
+from .transformer import DalleTransformer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "dalle-toy.safetensors"
+
+
+def default_model_path() -> Path:
+    """Path of the checkpoint shipped in the dalle.weights package."""
+    from importlib.resources import files
+
+    return Path(str(files("dalle.weights").joinpath(DEFAULT_MODEL_NAME)))
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn "auto", "cpu", "cuda" or "cuda:N" into a device, with a clear error when it is missing."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"invalid device {device!r} ({exc}); use cpu, cuda, cuda:N or auto") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    if resolved.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {device!r} is not supported; use cpu, cuda, cuda:N or auto")
+    return resolved
+
+
+class TextToImage:
+    """A loaded model that turns prompts into PIL images."""
+
+    def __init__(self, checkpoint: Checkpoint, device: str = "cpu") -> None:
+        if checkpoint.transformer is None or checkpoint.tokenizer is None:
+            raise ConfigError(
+                f"{checkpoint.path} holds no transformer; pass a checkpoint from `dalle train transformer`"
+            )
+        self.checkpoint = checkpoint
+        self.device = resolve_device(device)
+        self.transformer: DalleTransformer = checkpoint.transformer.to(self.device)
+        self.tokenizer: CaptionTokenizer = checkpoint.tokenizer
+        self.vae = checkpoint.vae.to(self.device)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str] | None = None, device: str = "cpu") -> TextToImage:
+        """Load a checkpoint file, or the shipped default model when `path` is None."""
+        path = default_model_path() if path is None else Path(path)
+        return cls(load_checkpoint(path, require_transformer=True), device=device)
+
+    @property
+    def image_size(self) -> int:
+        return self.vae.config.image_size
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        seed: int = 0,
+        settings: SamplingSettings | None = None,
+        batch_size: int = 8,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Image.Image]:
+        """Draw one image per entry of `prompts`; entry i uses seed `seed + i`.
+
+        Repeat a prompt to get several images of it. `progress(done, total)`
+        counts sampled image tokens over the whole request.
+        """
+        settings = settings or SamplingSettings()
+        settings.validate(self.transformer.config.image_vocab_size)
+        if batch_size < 1:
+            raise ConfigError(f"invalid batch_size={batch_size}: must be >= 1")
+        seeds = [seed + i for i in range(len(prompts))]
+        return self.generate_with_seeds(prompts, seeds, settings, batch_size, progress)
+
+    def generate_with_seeds(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        settings: SamplingSettings,
+        batch_size: int = 8,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Image.Image]:
+        """Draw one image per (prompt, seed) pair; an image depends only on its own pair and the settings."""
+        if len(prompts) != len(seeds):
+            raise ConfigError(f"got {len(prompts)} prompts and {len(seeds)} seeds; pass one seed per prompt")
+
+        # 1. Tokenize every prompt into a fixed-length text segment.
+        text = torch.tensor([self.tokenizer.encode(p).ids for p in prompts], device=self.device)  # (B, L)
+        empty = torch.tensor(self.tokenizer.empty(), device=self.device)
+        image_len = self.transformer.config.image_len
+        total = len(prompts) * image_len
+        images: list[Image.Image] = []
+
+        for start in range(0, len(prompts), batch_size):
+            # 2. Sample image tokens for one batch of prompts.
+            end = min(start + batch_size, len(prompts))
+
+            def report(done: int, _total: int, offset: int = start, rows: int = end - start) -> None:
+                if progress is not None:
+                    progress(offset * image_len + done * rows, total)
+
+            tokens = sample_image_tokens(
+                self.transformer, text[start:end], empty, list(seeds[start:end]), settings, progress=report
+            )
+
+            # 3. Decode the token grids with the VAE and convert to PIL.
+            grid = self.vae.config.grid_size
+            with torch.inference_mode():
+                pixels = self.vae.decode(tokens.view(-1, grid, grid))
+            images.extend(to_pil(pixels))
+        return images
