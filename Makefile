@@ -14,7 +14,7 @@ PROMPT ?= orange dinosaur in a suit
 WB := build/weights
 WEIGHTS_SEED ?= 0
 WEIGHTS_IMAGES ?= 30000
-VAE_STEPS ?= 3000
+VAE_STEPS ?= 2400
 TRANSFORMER_STEPS ?= 2400
 
 .PHONY: install demo test test-fast lint weights clean
@@ -51,7 +51,7 @@ $(WB)/data.done: | install
 
 $(WB)/vae.done: $(WB)/data.done
 	$(DALLE) train vae $(WB)/toyworld --out $(WB)/vae.safetensors --steps $(VAE_STEPS) --batch-size 32 \
-		--lr 2e-3 --hidden-dims 32,64,128 --codebook-size 512 --checkpoint-every 500 \
+		--lr 2e-3 --hidden-dims 64,128,256 --codebook-size 1024 --recon-loss l1 --checkpoint-every 400 \
 		--seed $(WEIGHTS_SEED) --device cpu --resume
 	touch $@
 

@@ -10,6 +10,30 @@ from contextlib import contextmanager
 from typing import Any
 
 
+class UsageError(Exception):
+    """Bad command-line input found by a command itself; ends as a one-line error and exit 2."""
+
+
+class StdoutClosed(Exception):
+    """The reader of stdout went away, as in `dalle generate ... | head -1`."""
+
+
+def emit(line: str) -> None:
+    """Print one line of data on stdout and flush it, so pipelines see each result at once."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError as exc:
+        raise StdoutClosed from exc
+
+
+def emit_bytes(data: bytes) -> None:
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError as exc:
+        raise StdoutClosed from exc
+
+
 class _LineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return f"{record.levelname.lower()}: {record.getMessage()}"

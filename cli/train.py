@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .console import progress_bar
+from .console import emit, progress_bar
 
 logger = logging.getLogger("dalle.cli")
 
@@ -64,6 +64,8 @@ def train_vae(
     codebook_size: Annotated[int, typer.Option(help="Number of codebook entries (image vocabulary).")] = 1024,
     codebook_dim: Annotated[int, typer.Option(help="Width of a codebook entry.")] = 64,
     quantizer: Annotated[str, typer.Option(help="vq_ema (EMA codebook) or gumbel (DALL-E relaxation).")] = "vq_ema",
+    recon_loss: Annotated[str, typer.Option(help="Reconstruction loss: l1 (sharper) or mse.")] = "l1",
+    num_res_blocks: Annotated[int, typer.Option(help="Residual blocks per encoder and decoder level.")] = 1,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints and sample grids.", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and batch order.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
@@ -86,6 +88,8 @@ def train_vae(
         codebook_size=codebook_size,
         codebook_dim=codebook_dim,
         quantizer=quantizer,
+        recon_loss=recon_loss,
+        num_res_blocks=num_res_blocks,
     )
     settings = TrainSettings(
         steps=steps,
@@ -107,7 +111,7 @@ def train_vae(
             log(p.step, p.total, p.loss, p.metrics)
 
         run(images, config, settings, out, resume=resume, progress=report)
-    print(out)
+    emit(str(out))
 
 
 @train_app.command(
@@ -217,7 +221,7 @@ def train_transformer(
             dtype=dtype,
             progress=report,
         )
-    print(out)
+    emit(str(out))
 
 
 def encode(
@@ -251,7 +255,7 @@ def encode(
         examples = scan_folder(data)
         psnr = write_reconstructions(vae, images, codes, [e.image for e in examples], Path(data), reconstruct)
         logger.info("wrote reconstructions to %s; mean PSNR %.2f dB", reconstruct, psnr)
-    print(output)
+    emit(str(output))
 
 
 @data_app.command("toyworld", epilog="Example:\n\n  dalle data toyworld data/toy --count 20000 --seed 0")
@@ -270,4 +274,4 @@ def toyworld(
     with progress_bar("rendering", count) as update:
         write_dataset(out, count, seed, image_size, include_held_out=include_held_out, progress=lambda d, _t: update(d))
     logger.info("wrote %d images to %s", count, out)
-    print(out)
+    emit(str(out))

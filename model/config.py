@@ -56,6 +56,7 @@ class VAEConfig(_JSONConfig):
     codebook_size: int = 512  # K, number of codebook entries
     codebook_dim: int = 64  # width of each codebook embedding
     quantizer: str = "vq_ema"  # "gumbel" (DALL-E dVAE relaxation) or "vq_ema" (VQ-VAE, EMA codebook)
+    recon_loss: str = "l1"  # "l1" (sharper edges) or "mse"
     # gumbel: softmax temperature is annealed from tau_start to tau_end; kl_weight scales KL(q || uniform).
     tau_start: float = 1.0
     tau_end: float = 0.0625
@@ -67,6 +68,7 @@ class VAEConfig(_JSONConfig):
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(self.hidden_dims)
         _require(self.quantizer in QUANTIZERS, "quantizer", self.quantizer, f"must be one of {QUANTIZERS}", "pick one")
+        _require(self.recon_loss in ("l1", "mse"), "recon_loss", self.recon_loss, "must be l1 or mse", "pick one")
         _require(len(self.hidden_dims) >= 1, "hidden_dims", self.hidden_dims, "needs at least one level", "add one")
         _require(
             all(d > 0 for d in self.hidden_dims), "hidden_dims", self.hidden_dims, "must be positive", "fix the widths"

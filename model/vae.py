@@ -144,11 +144,12 @@ class DiscreteVAE(nn.Module):
             z, aux, codes = self._vq_ema(hidden)
             aux_weight = self.config.commitment_weight
         reconstruction = self.decoder(z)
-        recon_loss = F.mse_loss(reconstruction, images)
+        mse = F.mse_loss(reconstruction, images)
+        recon_loss = F.l1_loss(reconstruction, images) if self.config.recon_loss == "l1" else mse
         return VAEOutput(
             reconstruction=reconstruction,
             loss=recon_loss + aux_weight * aux,
-            recon_loss=recon_loss,
+            recon_loss=mse,
             aux_loss=aux,
             perplexity=_perplexity(codes, self.config.codebook_size),
         )

@@ -16,11 +16,10 @@ import time
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw
-
 from dalle.model import SamplingSettings, TextToImage
 from dalle.model.data import load_images, scan_folder, to_model_range
 from dalle.model.encoding import encode_images, psnr
+from PIL import Image, ImageDraw
 
 # Ten prompts in English and Chinese; (h) marks a held-out combination.
 PROMPTS = [
