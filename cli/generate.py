@@ -50,6 +50,7 @@ class Job:
     top_k: int | None
     top_p: float | None
     guidance_scale: float
+    candidates: int
     group: int  # which prompt line this image belongs to, for --grid
     group_size: int
 
@@ -107,6 +108,7 @@ def _jobs(lines: Iterator[PromptLine], defaults: dict[str, Any]) -> Iterator[Job
                 top_k=settings["top_k"],
                 top_p=settings["top_p"],
                 guidance_scale=settings["guidance_scale"],
+                candidates=settings["candidates"],
                 group=group,
                 group_size=settings["n"],
             )
@@ -128,7 +130,7 @@ def _batches(jobs: Iterator[Job], batch_size: int) -> Iterator[list[Job]]:
 
 
 def _settings_key(job: Job) -> tuple[Any, ...]:
-    return (job.temperature, job.top_k, job.top_p, job.guidance_scale)
+    return (job.temperature, job.top_k, job.top_p, job.guidance_scale, job.candidates)
 
 
 def generate(
@@ -158,6 +160,10 @@ def generate(
         float, typer.Option(help="Classifier-free guidance; 1 turns it off, higher follows the prompt more.")
     ] = 3.0,
     batch_size: Annotated[int, typer.Option(help="Images sampled together, across prompts.", min=1)] = 8,
+    candidates: Annotated[
+        int,
+        typer.Option(help="Sample this many per image and keep the one the prompt explains best (PMI score).", min=1),
+    ] = 1,
     grid: Annotated[bool, typer.Option("--grid", help="Also write one contact sheet per prompt.")] = False,
     json_lines: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per image instead of its path.")
@@ -198,6 +204,7 @@ def generate(
             "top_k": record.top_k,
             "top_p": record.top_p,
             "guidance_scale": record.guidance_scale,
+            "candidates": record.candidates,
         }
     else:
         if not prompts and prompts_file is None:
@@ -210,6 +217,7 @@ def generate(
             "top_k": top_k,
             "top_p": top_p,
             "guidance_scale": guidance_scale,
+            "candidates": candidates,
         }
     to_stdout = output == "-"
     if to_stdout and (known_count is None or known_count * defaults["n"] != 1):
@@ -246,7 +254,8 @@ def generate(
                 [job.seed for job in batch],
                 settings,
                 batch_size=batch_size,
-                progress=lambda done, _total, base=done_tokens: update(base + done),
+                progress=lambda done, _total, base=done_tokens, m=first.candidates: update(base + done // m),
+                candidates=first.candidates,
             )
             done_tokens += len(batch) * image_len
             for job, image in zip(batch, images, strict=True):
@@ -288,6 +297,7 @@ class _Writer:
             top_k=job.top_k,
             top_p=job.top_p,
             guidance_scale=job.guidance_scale,
+            candidates=job.candidates,
             model_sha256=self.model_sha,
             model_name=self.model_path.stem,
             image_size=self.pipe.image_size,

@@ -29,6 +29,7 @@ class ImageRecord:
     top_k: int | None
     top_p: float | None
     guidance_scale: float
+    candidates: int  # samples drawn per image; the best by PMI score was kept
     model_sha256: str
     model_name: str
     image_size: int
@@ -44,6 +45,7 @@ class ImageRecord:
             "top_k": self.top_k,
             "top_p": self.top_p,
             "guidance_scale": self.guidance_scale,
+            "candidates": self.candidates,
             "model_sha256": self.model_sha256,
             "model_name": self.model_name,
             "image_size": self.image_size,
@@ -60,6 +62,7 @@ class ImageRecord:
             top_k=None if data["top_k"] is None else int(data["top_k"]),
             top_p=None if data["top_p"] is None else float(data["top_p"]),
             guidance_scale=float(data["guidance_scale"]),
+            candidates=int(data.get("candidates", 1)),
             model_sha256=str(data["model_sha256"]),
             model_name=str(data["model_name"]),
             image_size=int(data["image_size"]),
@@ -80,6 +83,7 @@ class ImageRecord:
             ("Temperature", self.temperature),
             ("Top K", self.top_k if self.top_k is not None else "off"),
             ("Top P", self.top_p if self.top_p is not None else "off"),
+            ("Candidates", self.candidates),
             ("Version", f"dalle {self.tool_version}"),
         ]
         return self.prompt + "\n" + ", ".join(f"{key}: {value}" for key, value in pairs)

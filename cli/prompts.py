@@ -73,6 +73,7 @@ OVERRIDES = {
     "--temperature": ("temperature", _non_negative_float),
     "--top-k": ("top_k", _positive_int),
     "--top-p": ("top_p", _probability),
+    "--candidates": ("candidates", _positive_int),
 }
 
 

@@ -19,6 +19,7 @@ from PIL import Image
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import to_pil
 from .errors import ConfigError
+from .rerank import candidate_seeds, pmi_scores
 from .sampling import SamplingSettings, sample_image_tokens
 from .tokenizer import CaptionTokenizer
 from .transformer import DalleTransformer
@@ -81,18 +82,20 @@ class TextToImage:
         settings: SamplingSettings | None = None,
         batch_size: int = 8,
         progress: Callable[[int, int], None] | None = None,
+        candidates: int = 1,
     ) -> list[Image.Image]:
         """Draw one image per entry of `prompts`; entry i uses seed `seed + i`.
 
         Repeat a prompt to get several images of it. `progress(done, total)`
-        counts sampled image tokens over the whole request.
+        counts sampled image tokens over the whole request. `candidates` > 1
+        keeps the best of that many samples per image (see generate_with_seeds).
         """
         settings = settings or SamplingSettings()
         settings.validate(self.transformer.config.image_vocab_size)
         if batch_size < 1:
             raise ConfigError(f"invalid batch_size={batch_size}: must be >= 1")
         seeds = [seed + i for i in range(len(prompts))]
-        return self.generate_with_seeds(prompts, seeds, settings, batch_size, progress)
+        return self.generate_with_seeds(prompts, seeds, settings, batch_size, progress, candidates)
 
     def generate_with_seeds(
         self,
@@ -101,33 +104,72 @@ class TextToImage:
         settings: SamplingSettings,
         batch_size: int = 8,
         progress: Callable[[int, int], None] | None = None,
+        candidates: int = 1,
     ) -> list[Image.Image]:
-        """Draw one image per (prompt, seed) pair; an image depends only on its own pair and the settings."""
+        """Draw one image per (prompt, seed) pair; an image depends only on its own pair and the settings.
+
+        With `candidates` M > 1, M token grids are sampled per image (seeds from
+        rerank.candidate_seeds) and the one with the highest PMI score is kept.
+        """
         if len(prompts) != len(seeds):
             raise ConfigError(f"got {len(prompts)} prompts and {len(seeds)} seeds; pass one seed per prompt")
+        if candidates < 1:
+            raise ConfigError(f"invalid candidates={candidates}: must be >= 1")
+        if candidates > 1:
+            text = self._encode(prompts).repeat_interleave(candidates, dim=0)  # (B * M, L)
+            expanded_seeds = [c for s in seeds for c in candidate_seeds(s, candidates)]
+            tokens = self.sample_tokens(text, expanded_seeds, settings, batch_size, progress)
+            scores = torch.cat(
+                [
+                    pmi_scores(self.transformer, text[i : i + batch_size], self._empty(), tokens[i : i + batch_size])
+                    for i in range(0, text.shape[0], batch_size)
+                ]
+            )
+            best = scores.view(len(prompts), candidates).argmax(dim=1)  # (B,)
+            rows = torch.arange(len(prompts), device=best.device) * candidates + best
+            return self.decode(tokens[rows])
+        return self.decode(self.sample_tokens(self._encode(prompts), seeds, settings, batch_size, progress))
 
-        # 1. Tokenize every prompt into a fixed-length text segment.
-        text = torch.tensor([self.tokenizer.encode(p).ids for p in prompts], device=self.device)  # (B, L)
-        empty = torch.tensor(self.tokenizer.empty(), device=self.device)
-        image_len = self.transformer.config.image_len
-        total = len(prompts) * image_len
+    def _encode(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Tokenize prompts into text segments (B, L); each distinct prompt is encoded, and warned about, once."""
+        ids = {p: self.tokenizer.encode(p).ids for p in dict.fromkeys(prompts)}
+        return torch.tensor([ids[p] for p in prompts], device=self.device)
+
+    def _empty(self) -> torch.Tensor:
+        return torch.tensor(self.tokenizer.empty(), device=self.device)
+
+    def decode(self, tokens: torch.Tensor) -> list[Image.Image]:
+        """Decode token grids (B, N) into PIL images with the VAE."""
+        grid = self.vae.config.grid_size
         images: list[Image.Image] = []
+        with torch.inference_mode():
+            for start in range(0, tokens.shape[0], 64):
+                images.extend(to_pil(self.vae.decode(tokens[start : start + 64].view(-1, grid, grid))))
+        return images
 
-        for start in range(0, len(prompts), batch_size):
-            # 2. Sample image tokens for one batch of prompts.
-            end = min(start + batch_size, len(prompts))
+    def sample_tokens(
+        self,
+        text: torch.Tensor,
+        seeds: Sequence[int],
+        settings: SamplingSettings,
+        batch_size: int = 8,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> torch.Tensor:
+        """Sample image token grids (B, N) for text segments (B, L) and one seed per row, batch by batch."""
+        empty = self._empty()
+        image_len = self.transformer.config.image_len
+        total = text.shape[0] * image_len
+        batches: list[torch.Tensor] = []
+        for start in range(0, text.shape[0], batch_size):
+            end = min(start + batch_size, text.shape[0])
 
             def report(done: int, _total: int, offset: int = start, rows: int = end - start) -> None:
                 if progress is not None:
                     progress(offset * image_len + done * rows, total)
 
-            tokens = sample_image_tokens(
-                self.transformer, text[start:end], empty, list(seeds[start:end]), settings, progress=report
+            batches.append(
+                sample_image_tokens(
+                    self.transformer, text[start:end], empty, list(seeds[start:end]), settings, progress=report
+                )
             )
-
-            # 3. Decode the token grids with the VAE and convert to PIL.
-            grid = self.vae.config.grid_size
-            with torch.inference_mode():
-                pixels = self.vae.decode(tokens.view(-1, grid, grid))
-            images.extend(to_pil(pixels))
-        return images
+        return torch.cat(batches)

@@ -86,3 +86,41 @@ def test_temperature_zero_is_greedy_and_seed_free():
     a = sample_image_tokens(model, text, empty, [0], settings)
     b = sample_image_tokens(model, text, empty, [99], settings)
     assert torch.equal(a, b)
+
+
+def test_pmi_prefers_tokens_the_prompt_explains():
+    from dalle.model.rerank import pmi_scores
+
+    _, model, tokenizer = tiny_parts(seed=6)
+    text = _text(tokenizer, ["red cat", "red cat"])
+    empty = torch.tensor(tokenizer.empty())
+    greedy = sample_image_tokens(model, text[:1], empty, [0], SamplingSettings(temperature=0.0, guidance_scale=5.0))
+    noise = torch.randint(0, model.config.image_vocab_size, greedy.shape, generator=torch.Generator().manual_seed(0))
+    scores = pmi_scores(model, text, empty, torch.cat([greedy, noise]))
+    assert scores.shape == (2,)
+    assert scores[0] > scores[1]
+
+
+def test_reranking_keeps_highest_scoring_candidate(tiny_model_path):
+    from dalle.model import TextToImage
+    from dalle.model.rerank import candidate_seeds, pmi_scores
+
+    pipe = TextToImage.from_pretrained(tiny_model_path)
+    settings = SamplingSettings()
+    seeds = candidate_seeds(3, 4)
+    text = pipe._encode(["blue bird"] * 4)
+    tokens = pipe.sample_tokens(text, seeds, settings)
+    scores = pmi_scores(pipe.transformer, text, pipe._empty(), tokens)
+    expected = pipe.decode(tokens[int(scores.argmax())].unsqueeze(0))[0]
+    chosen = pipe.generate_with_seeds(["blue bird"], [3], settings, candidates=4)[0]
+    assert chosen.tobytes() == expected.tobytes()
+    assert len(set(scores.tolist())) == 4  # distinct candidates, so the choice is not a tie
+
+
+def test_one_candidate_equals_plain_sampling(tiny_model_path):
+    from dalle.model import TextToImage
+
+    pipe = TextToImage.from_pretrained(tiny_model_path)
+    plain = pipe.generate(["pink frog"], seed=5)[0]
+    reranked = pipe.generate(["pink frog"], seed=5, candidates=1)[0]
+    assert plain.tobytes() == reranked.tobytes()
