@@ -82,7 +82,7 @@ def _prompt_lines(prompts: list[str], prompts_file: Path | None) -> tuple[Iterat
         # A regular file is checked whole first, so a bad line stops the run before any image.
         lines = list(iter_file(prompts_file, str(prompts_file)))
         if not lines:
-            raise UsageError(f"prompt file {prompts_file} holds no prompts; write one prompt per line")
+            raise UsageError(f"prompt file {prompts_file} contains no prompts; write one prompt per line")
         return iter(lines), len(lines)
     if "-" in prompts:
         raise UsageError("prompt '-' (standard input) cannot be mixed with other prompts; pass it alone")

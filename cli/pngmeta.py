@@ -71,7 +71,7 @@ class ImageRecord:
         )
 
     def a1111_parameters(self) -> str:
-        """The settings in the AUTOMATIC1111 `parameters` text format."""
+        """Format the settings as AUTOMATIC1111 `parameters` text."""
         pairs = [
             ("Steps", self.image_tokens),
             ("Sampler", "dalle autoregressive"),

@@ -1,6 +1,6 @@
 """Prompt sources for `dalle generate`: arguments, prompt files and standard input.
 
-A prompt file holds one prompt per line. Blank lines and lines starting with
+A prompt file contains one prompt per line. Blank lines and lines starting with
 `#` are skipped. A line may end with per-line overrides in the AUTOMATIC1111
 style, after a tab or after " --":
 

@@ -18,7 +18,7 @@ class CheckpointError(DalleError):
 
 
 class DatasetError(DalleError):
-    """A dataset folder or codes file is missing, empty, or holds unreadable files."""
+    """A dataset folder or codes file is missing, empty, or contains unreadable files."""
 
 
 class PromptError(DalleError, ValueError):

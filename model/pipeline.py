@@ -57,7 +57,7 @@ class TextToImage:
     def __init__(self, checkpoint: Checkpoint, device: str = "cpu") -> None:
         if checkpoint.transformer is None or checkpoint.tokenizer is None:
             raise ConfigError(
-                f"{checkpoint.path} holds no transformer; pass a checkpoint from `dalle train transformer`"
+                f"{checkpoint.path} contains no transformer; pass a checkpoint from `dalle train transformer`"
             )
         self.checkpoint = checkpoint
         self.device = resolve_device(device)

@@ -89,7 +89,7 @@ class CaptionTokenizer:
         return len(self.hf)
 
     def encode(self, prompt: str) -> EncodedPrompt:
-        """Encode one prompt; warn (through logging) when it is truncated or holds unseen words."""
+        """Encode one prompt; warn (through logging) when it is truncated or contains unseen words."""
         if not prompt.strip():
             raise PromptError("prompt is empty; pass some text, for example 'orange dinosaur in a suit'")
         tokens = self.hf(prompt, add_special_tokens=False)["input_ids"]
