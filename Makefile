@@ -15,9 +15,9 @@ WB := build/weights
 WEIGHTS_SEED ?= 0
 WEIGHTS_IMAGES ?= 30000
 VAE_STEPS ?= 2400
-TRANSFORMER_STEPS ?= 2400
+TRANSFORMER_STEPS ?= 2000
 
-.PHONY: install demo test test-fast lint weights clean
+.PHONY: install demo test test-fast lint weights clean bench bench-peers
 
 install: $(VENV)/.installed
 
@@ -69,3 +69,47 @@ $(WB)/transformer.done: $(WB)/codes.done
 
 clean:
 	rm -rf build outputs .pytest_cache
+
+# Benchmarks: each target writes its section of docs/benchmarks.json, then renders docs/benchmarks.md.
+# Run them on an idle machine; both exit at start when the 1-minute load average is above BENCH_MAX_LOAD.
+BENCH_MAX_LOAD ?= 1.0
+PEERS_VENV ?= .venv-peers
+PEERS_BIN := $(PEERS_VENV)/bin
+# Pinned in every pip command below, so no step can swap in another (CUDA) torch build.
+PEERS_TORCH ?= torch==2.13.0
+
+bench: install
+	$(BIN)/python -m bench.run --max-load $(BENCH_MAX_LOAD)
+	$(BIN)/python -m bench.report
+
+bench-peers: $(PEERS_VENV)/.installed
+	$(PEERS_BIN)/python -W ignore::DeprecationWarning -m bench.peers --max-load $(BENCH_MAX_LOAD)
+	$(PEERS_BIN)/python -m bench.report
+
+# dalle-pytorch 1.6.6 and its pinned dependencies, importable on torch 2.13.0 (CPU) without torchvision.
+$(PEERS_VENV)/.installed: bench/stubs/torchvision/__init__.py setup.cfg
+	rm -rf $(PEERS_VENV)
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_BIN)/pip install $(PEERS_TORCH) "cython<3" "setuptools<81" wheel numpy
+	# youtokentome 1.0.6 is an sdist whose build needs Cython < 3 and the torch-pinned environment above.
+	$(PEERS_BIN)/pip install --no-build-isolation $(PEERS_TORCH) youtokentome==1.0.6
+	# Both declare torchvision, which has no build for this torch; the stub copied below stands in for it.
+	$(PEERS_BIN)/pip install --no-deps $(PEERS_TORCH) dalle-pytorch==1.6.6 taming-transformers-rom1504==0.0.6
+	# transformers 5 imports torchvision.transforms whenever a torchvision module is importable; 4.57 checks
+	# for an installed distribution first, so it ignores the stub.
+	$(PEERS_BIN)/pip install $(PEERS_TORCH) "setuptools<81" transformers==4.57.6 pytorch-lightning==1.7.7 \
+		torchmetrics==0.10.3 axial-positional-embedding==0.3.12 einops==0.8.2 rotary-embedding-torch==0.9.1 \
+		ftfy regex tqdm omegaconf pyyaml requests packaging pillow
+	$(PEERS_BIN)/pip install --no-build-isolation $(PEERS_TORCH) "setuptools<81" transformers==4.57.6 -e .
+	cp -r bench/stubs/torchvision "$$($(PEERS_BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
+	$(PEERS_BIN)/python -W ignore -c "import dalle_pytorch, dalle.model; print('dalle-pytorch', dalle_pytorch.__version__)"
+	touch $@
+
+# The judge that `dalle eval` scores images with: a classifier trained only on
+# toy-world scenes rendered on the fly, never on generated images.
+JUDGE_SEED ?= 0
+JUDGE_STEPS ?= 1000
+
+.PHONY: judge
+judge: install
+	$(DALLE) train judge weights/judge.safetensors --steps $(JUDGE_STEPS) --batch-size 64 --lr 2e-3 --seed $(JUDGE_SEED)

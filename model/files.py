@@ -10,6 +10,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
+def _default_mode() -> int:
+    """Permissions a plain open() would give a new file: 0o666 minus the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it over `path`.
@@ -23,6 +30,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, _default_mode())  # mkstemp creates 0o600; the final file should not be private
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -46,6 +54,7 @@ def create_exclusive(path: Path, writer: Callable[[Path], None]) -> bool:
     tmp = Path(tmp_name)
     try:
         writer(tmp)
+        os.chmod(tmp, _default_mode())
         try:
             os.link(tmp, path)
         except FileExistsError:

@@ -199,3 +199,13 @@ def test_slugify_chinese_is_hash_and_short():
     slug = slugify("一个穿着西服的橙色恐龙")
     assert slug.startswith("p") and len(slug) == 11
     assert len(slugify("x" * 300).encode()) <= 60
+
+
+def test_written_files_get_umask_permissions(tiny_model_path, tmp_path):
+    result = runner.invoke(
+        app, ["generate", "red cat", "-n", "1", "--model", str(tiny_model_path), "--out-dir", str(tmp_path)]
+    )
+    mask = os.umask(0)
+    os.umask(mask)
+    mode = Path(result.stdout.strip()).stat().st_mode & 0o777
+    assert mode == 0o666 & ~mask
