@@ -53,6 +53,7 @@ class Job:
     candidates: int
     group: int  # which prompt line this image belongs to, for --grid
     group_size: int
+    last_in_group: bool
 
 
 def _ensure_out_dir(out_dir: Path) -> None:
@@ -111,18 +112,23 @@ def _jobs(lines: Iterator[PromptLine], defaults: dict[str, Any]) -> Iterator[Job
                 candidates=settings["candidates"],
                 group=group,
                 group_size=settings["n"],
+                last_in_group=i == settings["n"] - 1,
             )
 
 
-def _batches(jobs: Iterator[Job], batch_size: int) -> Iterator[list[Job]]:
-    """Group consecutive jobs with equal sampling settings into batches of at most batch_size."""
+def _batches(jobs: Iterator[Job], batch_size: int, streaming: bool = False) -> Iterator[list[Job]]:
+    """Group consecutive jobs with equal sampling settings into batches of at most batch_size.
+
+    With `streaming`, a batch also ends with each prompt line, because reading the next
+    line may block until the writer of stdin sends it.
+    """
     batch: list[Job] = []
     for job in jobs:
         if batch and _settings_key(batch[0]) != _settings_key(job):
             yield batch
             batch = []
         batch.append(job)
-        if len(batch) == batch_size:  # yield at once: with streamed prompts the next job may be far off
+        if len(batch) == batch_size or (streaming and job.last_in_group):
             yield batch
             batch = []
     if batch:
@@ -246,7 +252,7 @@ def generate(
     total = None if known_count is None else known_count * defaults["n"] * image_len
     done_tokens = 0
     with progress_bar("sampling", total or 0, enabled=not quiet and total is not None) as update:
-        for batch in _batches(_jobs(lines, defaults), batch_size):
+        for batch in _batches(_jobs(lines, defaults), batch_size, streaming=known_count is None):
             first = batch[0]
             settings = SamplingSettings(first.temperature, first.top_k, first.top_p, first.guidance_scale)
             images = pipe.generate_with_seeds(
@@ -260,6 +266,8 @@ def generate(
             done_tokens += len(batch) * image_len
             for job, image in zip(batch, images, strict=True):
                 writer.write(job, image)
+    if writer.count == 0:
+        logger.warning("no prompts were read from standard input, so no images were written")
 
 
 class _Writer:
@@ -355,6 +363,8 @@ class _Writer:
             emit(json.dumps({"grid": str(path), "prompt": job.prompt}, ensure_ascii=False))
         else:
             emit(str(path))
+        if not sys.stderr.isatty():
+            logger.info("wrote %s", path)
 
 
 def info(

@@ -140,7 +140,8 @@ def load_checkpoint(path: str | os.PathLike[str], require_transformer: bool = Fa
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(
-            f"{path} is not a readable safetensors file ({exc}); it may be truncated, so download or train it again"
+            f"{path} is not a valid safetensors file ({exc}); pass a checkpoint written by `dalle train`, "
+            "or download or train it again if it was truncated"
         ) from exc
 
     if metadata.get("format") != FORMAT:

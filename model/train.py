@@ -292,7 +292,8 @@ def train_transformer(
 def _write_samples(
     model: DalleTransformer, vae: DiscreteVAE, tokenizer: CaptionTokenizer, prompts: list[str], path: Path
 ) -> None:
-    ids = [tokenizer.encode(p).ids for p in prompts for _ in range(4)]
+    encoded = {p: tokenizer.encode(p).ids for p in prompts}  # one warning per prompt, not per sample
+    ids = [encoded[p] for p in prompts for _ in range(4)]
     device = next(model.parameters()).device
     text = torch.tensor(ids, device=device)
     tokens = sample_image_tokens(

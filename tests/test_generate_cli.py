@@ -265,8 +265,6 @@ def test_prompts_stream_before_stdin_ends(tiny_model_path, tmp_path):
             "-",
             "-n",
             "1",
-            "--batch-size",
-            "1",
             "--model",
             str(tiny_model_path),
             "--out-dir",
@@ -324,3 +322,16 @@ def test_ctrl_c_leaves_only_whole_files(tiny_model_path, tmp_path):
     for path in files:
         with Image.open(path) as image:
             image.load()
+
+
+def test_empty_stdin_warns(tiny_model_path, tmp_path):
+    result = gen(tiny_model_path, tmp_path, "-", stdin="")
+    assert result.returncode == 0
+    assert result.stdout == ""
+    assert "no prompts were read" in result.stderr
+
+
+def test_version_flag():
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("dalle ")
