@@ -28,10 +28,22 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"dalle {version('dalle')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages on stderr.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the dalle version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
 ) -> None:
     setup_logging(verbose=verbose)
 
