@@ -49,6 +49,7 @@ def _root(
 
 
 def _register_subcommands() -> None:
+    from . import evaluate as evaluate_command
     from . import generate as generate_command
     from . import train as train_commands
 
@@ -58,6 +59,7 @@ def _register_subcommands() -> None:
     app.add_typer(train_commands.train_app, name="train")
     app.add_typer(train_commands.data_app, name="data")
     app.command(name="encode")(train_commands.encode)
+    app.command(name="eval", epilog=evaluate_command.EXAMPLES)(evaluate_command.evaluate)
 
 
 _register_subcommands()

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from .console import emit, progress_bar
+from .judge import EXAMPLES as JUDGE_EXAMPLES
+from .judge import train_judge
 
 logger = logging.getLogger("dalle.cli")
 
@@ -222,6 +224,9 @@ def train_transformer(
             progress=report,
         )
     emit(str(out))
+
+
+train_app.command("judge", epilog=JUDGE_EXAMPLES)(train_judge)
 
 
 def encode(
