@@ -147,6 +147,9 @@ def evaluate(
     ] = 256,
     diversity_images: Annotated[int, typer.Option(help="Images of one prompt for the diversity numbers.", min=2)] = 16,
     batch_size: Annotated[int, typer.Option(help="Images sampled together.", min=1)] = 16,
+    candidates: Annotated[
+        int, typer.Option(help="Samples per image; the one with the best PMI score is judged.", min=1)
+    ] = 1,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
 ) -> None:
     """Score a model with the judge: per-attribute accuracy on seen and held-out prompts, in English and Chinese."""
@@ -163,6 +166,7 @@ def evaluate(
         vae_renders=vae_renders,
         diversity_images=diversity_images,
         batch_size=batch_size,
+        candidates=candidates,
         sampling=SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, guidance_scale=guidance_scale),
     )
     settings.validate()

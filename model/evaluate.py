@@ -55,10 +55,11 @@ class EvalSettings:
     diversity_images: int = 16  # images of DIVERSITY_PROMPT for the diversity numbers
     batch_size: int = 16
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    candidates: int = 1  # samples per image, the best by PMI score kept (see rerank.py)
 
     def validate(self) -> None:
         check_prompt_count(self.prompts)
-        for name in ("images_per_prompt", "judge_renders", "vae_renders", "batch_size"):
+        for name in ("images_per_prompt", "judge_renders", "vae_renders", "batch_size", "candidates"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"invalid {name}={getattr(self, name)}: must be >= 1")
         if self.diversity_images < 2:
@@ -224,7 +225,9 @@ def generate_and_judge(
     texts = [p.text for p in prompts for _ in range(settings.images_per_prompt)]
     owners = [p for p in prompts for _ in range(settings.images_per_prompt)]
     seeds = [settings.seed + i for i in range(len(texts))]
-    images = pipe.generate_with_seeds(texts, seeds, settings.sampling, settings.batch_size, progress)
+    images = pipe.generate_with_seeds(
+        texts, seeds, settings.sampling, settings.batch_size, progress, candidates=settings.candidates
+    )
     predicted = judge.predict(images_to_tensor(images, judge.config.image_size))
 
     samples = []
