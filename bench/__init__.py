@@ -1,0 +1,1 @@
+"""Benchmark harness behind `make bench` and `make bench-peers`; the results page is docs/benchmarks.md."""
