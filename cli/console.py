@@ -46,7 +46,12 @@ def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
     root = logging.getLogger("dalle")
     root.handlers[:] = [handler]
     root.propagate = False
-    root.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO)
+    level = logging.INFO
+    if verbose:
+        level = logging.DEBUG
+    if quiet:
+        level = logging.ERROR
+    root.setLevel(level)
 
 
 def stderr_console() -> Any:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .console import emit, stderr_console
+from .options import Device, GuidanceScale, Temperature, TopK, TopP
 
 if TYPE_CHECKING:
     from dalle.model.evaluate import EvalResult
@@ -131,14 +132,10 @@ def evaluate(
     images_per_prompt: Annotated[int, typer.Option(help="Images generated per prompt.", min=1)] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the prompt set, the images and the fresh renders.", min=0)] = 0,
     json_output: Annotated[bool, typer.Option("--json", help="Also print the result as one JSON document.")] = False,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature; 0 picks the most likely token.")] = 1.0,
-    top_k: Annotated[int | None, typer.Option(help="Sample only from the k most likely tokens.")] = None,
-    top_p: Annotated[
-        float | None, typer.Option(help="Sample from the smallest token set with this total probability.")
-    ] = None,
-    guidance_scale: Annotated[
-        float, typer.Option(help="Classifier-free guidance; 1 turns it off, higher follows the prompt more.")
-    ] = 3.0,
+    temperature: Temperature = 1.0,
+    top_k: TopK = None,
+    top_p: TopP = None,
+    guidance_scale: GuidanceScale = 3.0,
     judge_renders: Annotated[
         int, typer.Option(help="Fresh renders for the judge's accuracy check before scoring.", min=1)
     ] = 1000,
@@ -150,7 +147,7 @@ def evaluate(
     candidates: Annotated[
         int, typer.Option(help="Samples per image; the one with the best PMI score is judged.", min=1)
     ] = 1,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
+    device: Device = "cpu",
 ) -> None:
     """Score a model with the judge: per-attribute accuracy on seen and held-out prompts, in English and Chinese."""
     from dalle.model.evaluate import EvalSettings, run_evaluation

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from .console import UsageError, emit, emit_bytes, progress_bar, setup_logging
+from .options import Device, GuidanceScale, Temperature, TopK, TopP
 from .prompts import PromptLine, iter_file
 
 logger = logging.getLogger("dalle.cli")
@@ -157,14 +158,10 @@ def generate(
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="'-' writes the single PNG to stdout instead of a file.")
     ] = None,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature; 0 picks the most likely token.")] = 1.0,
-    top_k: Annotated[int | None, typer.Option(help="Sample only from the k most likely tokens.")] = None,
-    top_p: Annotated[
-        float | None, typer.Option(help="Sample from the smallest token set with this total probability.")
-    ] = None,
-    guidance_scale: Annotated[
-        float, typer.Option(help="Classifier-free guidance; 1 turns it off, higher follows the prompt more.")
-    ] = 3.0,
+    temperature: Temperature = 1.0,
+    top_k: TopK = None,
+    top_p: TopP = None,
+    guidance_scale: GuidanceScale = 3.0,
     batch_size: Annotated[int, typer.Option(help="Images sampled together, across prompts.", min=1)] = 8,
     candidates: Annotated[
         int,
@@ -178,7 +175,7 @@ def generate(
         Path | None, typer.Option("--from", help="Regenerate the image described by this PNG's dalle metadata.")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stderr but errors.")] = False,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
+    device: Device = "cpu",
 ) -> None:
     """Generate PNG images for prompts and print each written path on stdout."""
     if quiet:
@@ -345,7 +342,7 @@ class _Writer:
             self._collect(job, image)
 
     def _collect(self, job: Job, image: Any) -> None:
-        from dalle.model.train import save_grid
+        from dalle.model.train import make_grid
 
         from .naming import slugify
 
@@ -357,7 +354,7 @@ class _Writer:
         columns = min(len(images), 8)
         path = self._claim(
             lambda i: f"{i:05d}-grid-{slugify(job.prompt)}.png",
-            lambda tmp: save_grid(images, tmp, columns=columns),
+            lambda tmp: make_grid(images, columns).save(tmp, format="PNG"),
         )
         if self.json_lines:
             emit(json.dumps({"grid": str(path), "prompt": job.prompt}, ensure_ascii=False))

@@ -31,7 +31,7 @@ def slugify(prompt: str) -> str:
 
 
 def next_index(folder: Path) -> int:
-    """One past the largest index among the `NNNNN-*.png` files in `folder`, or 0."""
+    """Return one past the largest index among the `NNNNN-*.png` files in `folder`, or 0."""
     largest = -1
     if folder.is_dir():
         for path in folder.iterdir():

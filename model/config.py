@@ -135,5 +135,5 @@ class TransformerConfig(_JSONConfig):
 
     @property
     def block_size(self) -> int:
-        """Longest sequence the model runs on: text, start-of-image, and all image tokens but the last."""
+        """Maximum sequence length the model runs on: text, start-of-image, and all image tokens but the last."""
         return self.text_len + self.image_len

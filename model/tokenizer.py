@@ -112,7 +112,7 @@ class CaptionTokenizer:
         return EncodedPrompt(ids=ids, truncated=truncated, unseen_words=unseen)
 
     def empty(self) -> list[int]:
-        """The unconditional text segment used for classifier-free guidance: bos then pads."""
+        """Return the unconditional text segment for classifier-free guidance: bos, then pads."""
         return [BOS_ID] + [PAD_ID] * (self.text_len - 1)
 
     def decode(self, ids: Iterable[int]) -> str:

@@ -452,7 +452,7 @@ def write_dataset(
 ) -> list[Scene]:
     """Write `count` scenes as `NNNNNN.png` + `NNNNNN.txt` into `out`, plus `attributes.jsonl`.
 
-    Each text file holds `captions_per_image` captions, half English and half
+    Each text file contains `captions_per_image` captions, half English and half
     Chinese, one per line. attributes.jsonl has one JSON object per image with
     its file name and ground-truth attributes.
     """

@@ -115,13 +115,19 @@ def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
     return int(metadata["step"])
 
 
-def save_grid(images: list[Image.Image], path: Path, columns: int) -> None:
-    """Paste images into a grid, row by row, and write it as PNG atomically."""
+def make_grid(images: list[Image.Image], columns: int) -> Image.Image:
+    """Paste equally sized images into one contact sheet, row by row."""
     width, height = images[0].size
     rows = math.ceil(len(images) / columns)
     grid = Image.new("RGB", (columns * width, rows * height), (255, 255, 255))
     for i, image in enumerate(images):
         grid.paste(image, ((i % columns) * width, (i // columns) * height))
+    return grid
+
+
+def save_grid(images: list[Image.Image], path: Path, columns: int) -> None:
+    """Write a contact sheet of `images` as PNG, atomically."""
+    grid = make_grid(images, columns)
     write_atomic(path, lambda tmp: grid.save(tmp, format="PNG"))
 
 

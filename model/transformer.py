@@ -34,7 +34,7 @@ class KVCache:
     """Preallocated keys and values, written in place as tokens are generated.
 
     Layout: (n_layer, 2, B, nh, T_max, hs), where index 0 of the second axis
-    holds keys and index 1 values. `length` is how many positions are filled;
+    contains keys and index 1 values. `length` is how many positions are filled;
     every row of the batch has the same length because text segments have a
     fixed size.
     """

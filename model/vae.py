@@ -193,7 +193,7 @@ class DiscreteVAE(nn.Module):
         smoothed = (self.cluster_size + 1e-5) / (total + k * 1e-5) * total
         self.codebook_weight.copy_(self.embed_sum / smoothed[:, None])
 
-        # Restart entries that the EMA says are nearly unused from random encoder outputs,
+        # Restart entries whose EMA usage is nearly zero from random encoder outputs,
         # so the whole codebook stays in play.
         dead = self.cluster_size < 0.2
         n_dead = int(dead.sum())

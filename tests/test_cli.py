@@ -166,7 +166,8 @@ def test_dataset_with_broken_image(tmp_path):
     (data / "a.txt").write_text("a cat\n")
     result = run_cli("train", "vae", str(data), "--out", str(tmp_path / "v.safetensors"), "--steps", "1")
     assert result.returncode == 2
-    assert "cannot read image" in result.stderr and "a.png" in result.stderr
+    assert "cannot read image" in result.stderr
+    assert "a.png" in result.stderr
 
 
 def test_help_lists_commands():
@@ -197,7 +198,8 @@ def test_slugify(prompt, slug):
 
 def test_slugify_chinese_is_hash_and_short():
     slug = slugify("一个穿着西服的橙色恐龙")
-    assert slug.startswith("p") and len(slug) == 11
+    assert slug.startswith("p")
+    assert len(slug) == 11
     assert len(slugify("x" * 300).encode()) <= 60
 
 

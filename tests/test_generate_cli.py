@@ -140,7 +140,8 @@ def test_file_names_slash_long_and_unique(tiny_model_path, tmp_path):
     long_prompt = "orange dinosaur " * 20  # 320 characters
     first = gen(tiny_model_path, tmp_path, "a/b cat", long_prompt, "-n", "1", "--seed", "3")
     second = gen(tiny_model_path, tmp_path, "a/b cat", "-n", "1", "--seed", "3")
-    assert first.returncode == 0 and second.returncode == 0
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
     names = [Path(p).name for p in first.stdout.splitlines() + second.stdout.splitlines()]
     assert names[0] == "00000-3-a-b-cat.png"
     assert names[1].startswith("00001-3-orange-dinosaur-orange")
@@ -184,13 +185,15 @@ def test_metadata_info_and_from_reproduce_bytes(tiny_model_path, tmp_path):
     with Image.open(original) as image:
         parameters = image.text["parameters"]
     assert parameters.splitlines()[0] == "一个戴着皇冠的红色猫"
-    assert "Seed: " in parameters and "CFG scale: 3.0" in parameters
+    assert "Seed: " in parameters
+    assert "CFG scale: 3.0" in parameters
 
     info = run_cli("info", str(original))
     assert info.returncode == 0, info.stderr
     data = json.loads(info.stdout)
     assert data["prompt"] == "一个戴着皇冠的红色猫"
-    assert data["top_k"] == 10 and data["temperature"] == 0.9
+    assert data["top_k"] == 10
+    assert data["temperature"] == 0.9
     assert str(data["seed"]) in first.stderr  # the drawn seed is also logged
 
     again = gen(tiny_model_path, tmp_path / "b", "--from", str(original))

@@ -17,9 +17,13 @@ from dalle.model.toyworld import (
 
 
 def test_world_size_meets_minimums():
-    assert len(SUBJECTS) >= 10 and "dinosaur" in SUBJECTS
-    assert len(COLOURS) >= 10 and "orange" in COLOURS
-    assert len(OUTFITS) >= 6 and "suit" in OUTFITS and "none" in OUTFITS
+    assert len(SUBJECTS) >= 10
+    assert "dinosaur" in SUBJECTS
+    assert len(COLOURS) >= 10
+    assert "orange" in COLOURS
+    assert len(OUTFITS) >= 6
+    assert "suit" in OUTFITS
+    assert "none" in OUTFITS
     assert len(BACKGROUNDS) >= 5
     assert ("dinosaur", "orange", "suit") in HELD_OUT
     assert len(HELD_OUT) >= 5
