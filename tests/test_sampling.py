@@ -18,7 +18,7 @@ def test_cached_logits_match_uncached():
         cache = KVCache(model.config, 2, torch.device("cpu"), torch.float32)
         stepped = [model.prefill(text, cache)]
         for index in range(model.config.image_len - 1):
-            stepped.append(model.step(text, image[:, index : index + 1], index, cache))
+            stepped.append(model.step(image[:, index : index + 1], index, cache))
     assert torch.allclose(torch.stack(stepped, dim=1), full, atol=1e-4)
 
 
@@ -76,6 +76,28 @@ def test_top_p_always_keeps_best_token():
     logits = torch.tensor([[0.0, 9.0, 1.0]])
     kept = torch.isfinite(filter_logits(logits, top_k=None, top_p=0.01))
     assert kept.tolist() == [[False, True, False]]
+
+
+def test_draw_never_picks_a_filtered_token():
+    from dalle.model.sampling import _draw
+
+    logits = torch.tensor([[0.0, 2.0, 1.0, 3.0]]).expand(4, -1)
+    uniforms = torch.tensor([0.0, 0.3, 0.7, 1.0 - 1e-7])  # both ends of [0, 1) included
+    picks = _draw(logits, SamplingSettings(top_k=2), uniforms)
+    assert set(picks.tolist()) <= {1, 3}
+    assert picks.tolist()[0] == 1 and picks.tolist()[-1] == 3
+
+
+def test_draw_follows_the_probabilities():
+    from dalle.model.sampling import _draw
+
+    probs = torch.tensor([0.1, 0.0, 0.6, 0.3])
+    n = 20_000
+    uniforms = torch.rand(n, generator=torch.Generator().manual_seed(0))
+    picks = _draw(probs.log().expand(n, -1), SamplingSettings(), uniforms)
+    shares = torch.bincount(picks, minlength=4).float() / n
+    assert shares[1] == 0.0
+    assert torch.allclose(shares, probs, atol=0.015)
 
 
 def test_temperature_zero_is_greedy_and_seed_free():
