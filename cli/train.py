@@ -19,6 +19,7 @@ train_app = typer.Typer(help="Train the VAE, then the transformer.", no_args_is_
 data_app = typer.Typer(help="Make datasets.", no_args_is_help=True)
 
 DataArg = Annotated[Path, typer.Argument(help="Folder of images with same-stem .txt captions.", show_default=False)]
+AmpOption = Annotated[str, typer.Option(help="none, or bf16 for bfloat16 autocast (faster on recent CPUs and GPUs).")]
 
 
 class _LogEvery:
@@ -71,6 +72,7 @@ def train_vae(
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints and sample grids.", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and batch order.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
+    amp: AmpOption = "none",
     resume: Annotated[bool, typer.Option(help="Continue from the training state saved beside --out.")] = False,
 ) -> None:
     """Train the discrete VAE that turns images into codebook tokens."""
@@ -101,6 +103,7 @@ def train_vae(
         checkpoint_every=checkpoint_every,
         seed=seed,
         device=str(resolve_device(device)),
+        amp=amp,
     )
     settings.validate()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -151,9 +154,7 @@ def train_transformer(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and batch order.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
-    amp: Annotated[str, typer.Option(help="none, or bf16 for bfloat16 autocast (faster on recent CPUs and GPUs).")] = (
-        "none"
-    ),
+    amp: AmpOption = "none",
     resume: Annotated[bool, typer.Option(help="Continue from the training state saved beside --out.")] = False,
 ) -> None:
     """Train the transformer on text tokens followed by VAE image tokens."""

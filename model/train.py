@@ -149,7 +149,8 @@ def train_vae(
         raise ConfigError(f"images are {images.shape[-1]} px but image_size={config.image_size}; reload them")
     torch.manual_seed(settings.seed)
     device = torch.device(settings.device)
-    vae = DiscreteVAE(config).to(device)
+    # Channels-last convolutions are faster on CPUs (oneDNN) and on recent GPUs.
+    vae = DiscreteVAE(config).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=settings.lr, weight_decay=0.0)
     start = 0
     if resume and state_path(out).exists():
@@ -164,9 +165,11 @@ def train_vae(
         # Draw the batch for this step from a seed that depends on the step, so resuming repeats it.
         generator.manual_seed(settings.seed * 1_000_003 + step)
         batch = to_model_range(images[torch.randint(0, images.shape[0], (settings.batch_size,), generator=generator)])
+        batch = batch.to(device).contiguous(memory_format=torch.channels_last)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(settings, step)
-        output = vae(batch.to(device), tau=tau_at(config, step, settings.steps))
+        with settings.autocast():
+            output = vae(batch, tau=tau_at(config, step, settings.steps))
         optimizer.zero_grad(set_to_none=True)
         output.loss.backward()
         optimizer.step()

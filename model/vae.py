@@ -137,13 +137,16 @@ class DiscreteVAE(nn.Module):
     def forward(self, images: torch.Tensor, tau: float = 1.0) -> VAEOutput:
         """Run a training pass; `tau` is the gumbel-softmax temperature (ignored by vq_ema)."""
         hidden = self.encoder(images)
-        if self.config.quantizer == "gumbel":
-            z, aux, codes = self._gumbel(hidden, tau)
-            aux_weight = self.config.kl_weight
-        else:
-            z, aux, codes = self._vq_ema(hidden)
-            aux_weight = self.config.commitment_weight
-        reconstruction = self.decoder(z)
+        # The quantizer runs in float32 even under bfloat16 autocast: nearest-entry
+        # distances and the EMA statistics lose too much in 8 mantissa bits.
+        with torch.autocast(images.device.type, enabled=False):
+            if self.config.quantizer == "gumbel":
+                z, aux, codes = self._gumbel(hidden.float(), tau)
+                aux_weight = self.config.kl_weight
+            else:
+                z, aux, codes = self._vq_ema(hidden.float())
+                aux_weight = self.config.commitment_weight
+        reconstruction = self.decoder(z).float()
         mse = F.mse_loss(reconstruction, images)
         recon_loss = F.l1_loss(reconstruction, images) if self.config.recon_loss == "l1" else mse
         return VAEOutput(
