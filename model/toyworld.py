@@ -304,42 +304,42 @@ def _suit(pen: _Pen, a: Anchors) -> None:
 def _hat(pen: _Pen, a: Anchors) -> None:
     hx, hy, r = a.head
     top = hy - r
-    pen.rect((hx - r * 0.95, top - 2, hx + r * 0.95, top + 2), INK_RGB)
-    pen.rect((hx - r * 0.6, top - r * 1.1, hx + r * 0.6, top - 1), INK_RGB)
-    pen.rect((hx - r * 0.6, top - 6, hx + r * 0.6, top - 3), (170, 30, 40), outline=False)
+    pen.rect((hx - r * 1.1, top - 3, hx + r * 1.1, top + 3), INK_RGB)
+    pen.rect((hx - r * 0.7, top - r * 1.35, hx + r * 0.7, top - 1), INK_RGB)
+    pen.rect((hx - r * 0.7, top - 9, hx + r * 0.7, top - 4), (170, 30, 40), outline=False)
 
 
 def _crown(pen: _Pen, a: Anchors) -> None:
     hx, hy, r = a.head
-    base = hy - r * 0.75
-    w = r * 0.85
-    h = r * 0.8
+    base = hy - r * 0.7
+    w = r * 1.05
+    h = r * 1.05
     points = [(hx - w, base), (hx - w, base - h), (hx - w / 2, base - h / 2), (hx, base - h * 1.15)]
     points += [(hx + w / 2, base - h / 2), (hx + w, base - h), (hx + w, base)]
     pen.polygon(points, GOLD_RGB)
-    pen.circle(hx, base - h * 0.35, r * 0.12, (220, 30, 60), outline=False)
+    pen.circle(hx, base - h * 0.35, r * 0.18, (220, 30, 60), outline=False)
 
 
 def _sunglasses(pen: _Pen, a: Anchors) -> None:
-    r = a.head[2] * 0.28
+    r = a.head[2] * 0.36
     for x, y in a.eyes:
         pen.ellipse((x - r * 1.3, y - r, x + r * 1.3, y + r), INK_RGB, outline=False)
     if len(a.eyes) == 2:
         (xa, ya), (xb, yb) = a.eyes
-        pen.line([(xa, ya), (xb, yb)], INK_RGB, 1.2)
+        pen.line([(xa, ya), (xb, yb)], INK_RGB, 2.4)
     else:  # a profile head shows one lens and the arm going back
         x, y = a.eyes[0]
-        pen.line([(x, y), (x - a.head[2], y)], INK_RGB, 1.2)
+        pen.line([(x, y), (x - a.head[2], y)], INK_RGB, 2.4)
 
 
 def _scarf(pen: _Pen, a: Anchors) -> None:
     nx, ny, nw = a.neck
-    band = [(nx - nw - 2, ny - 3), (nx + nw + 2, ny - 3), (nx + nw + 2, ny + 3), (nx - nw - 2, ny + 3)]
+    band = [(nx - nw - 3, ny - 5), (nx + nw + 3, ny - 5), (nx + nw + 3, ny + 5), (nx - nw - 3, ny + 5)]
     pen.polygon(band, (220, 30, 30))
-    pen.polygon([(nx + 1, ny), (nx + 7, ny), (nx + 9, ny + 18), (nx + 3, ny + 18)], (220, 30, 30))
+    pen.polygon([(nx, ny), (nx + 10, ny), (nx + 13, ny + 24), (nx + 3, ny + 24)], (220, 30, 30))
     for i in range(3):  # white stripes across the hanging end
-        y = ny + 6 + i * 4
-        pen.line([(nx + 2, y), (nx + 8, y)], (250, 250, 250), 1.2)
+        y = ny + 9 + i * 5
+        pen.line([(nx + 2, y), (nx + 11, y)], (250, 250, 250), 2.0)
 
 
 _OUTFIT_DRAWERS: dict[str, Callable[[_Pen, Anchors], None]] = {
@@ -401,7 +401,7 @@ def render(scene: Scene, image_size: int = 64, seed: int = 0) -> Image.Image:
     _background(ImageDraw.Draw(canvas), scene.background, canvas_size, rng)
 
     # Subject and outfit on a transparent layer in the 100x100 frame.
-    fraction = rng.uniform(0.48, 0.56) if scene.size == "small" else rng.uniform(0.68, 0.78)
+    fraction = rng.uniform(0.56, 0.62) if scene.size == "small" else rng.uniform(0.74, 0.82)
     layer_size = int(canvas_size * fraction)
     layer = Image.new("RGBA", (layer_size, layer_size), (0, 0, 0, 0))
     fill = COLOUR_RGB[scene.colour]
