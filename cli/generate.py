@@ -96,12 +96,19 @@ def _prompt_lines(prompts: list[str], prompts_file: Path | None) -> tuple[Iterat
     return iter(lines), len(lines)
 
 
-def _jobs(lines: Iterator[PromptLine], defaults: dict[str, Any]) -> Iterator[Job]:
-    """Expand prompt lines into jobs; image i of a line uses seed `seed + i`."""
+def _jobs(lines: Iterator[PromptLine], defaults: dict[str, Any], seed_drawn: bool = False) -> Iterator[Job]:
+    """Expand prompt lines into jobs; image i of a line uses seed `seed + i`.
+
+    With `seed_drawn`, the default seed was drawn at random: it is logged once,
+    when the first line that does not set its own --seed uses it.
+    """
     for group, line in enumerate(lines):
         settings = {**defaults, **line.overrides}
         if not line.text.strip():
             raise UsageError(f"{line.source}: the prompt is empty; write some text")
+        if seed_drawn and "seed" not in line.overrides:
+            logger.info("seed %d (drawn at random; pass --seed %d to repeat)", defaults["seed"], defaults["seed"])
+            seed_drawn = False
         for i in range(settings["n"]):
             yield Job(
                 prompt=line.text,
@@ -228,7 +235,7 @@ def generate(
     if not to_stdout:
         _ensure_out_dir(out_dir)
 
-    # 2. Load the model once; draw and report the seed when none was given.
+    # 2. Load the model once; draw a seed when none was given (reported when a line uses it).
     pipe = TextToImage.from_pretrained(model, device=device)
     model_path = Path(pipe.checkpoint.path or "")
     model_sha = sha256_file(model_path)
@@ -237,11 +244,11 @@ def generate(
             f"{from_image} was made with model sha256 {record.model_sha256[:12]}, but {model_path} has "
             f"{model_sha[:12]}; pass the model it was made with via --model"
         )
-    if defaults["seed"] is None:
+    seed_drawn = defaults["seed"] is None
+    if seed_drawn:
         import secrets
 
         defaults["seed"] = secrets.randbelow(2**31)
-        logger.info("seed %d (drawn at random; pass --seed %d to repeat)", defaults["seed"], defaults["seed"])
 
     # 3. Stream: sample batch by batch, write and report each image at once.
     writer = _Writer(pipe, model_path, model_sha, out_dir, to_stdout, json_lines, grid)
@@ -249,7 +256,7 @@ def generate(
     total = None if known_count is None else known_count * defaults["n"] * image_len
     done_tokens = 0
     with progress_bar("sampling", total or 0, enabled=not quiet and total is not None) as update:
-        for batch in _batches(_jobs(lines, defaults), batch_size, streaming=known_count is None):
+        for batch in _batches(_jobs(lines, defaults, seed_drawn), batch_size, streaming=known_count is None):
             first = batch[0]
             settings = SamplingSettings(first.temperature, first.top_k, first.top_p, first.guidance_scale)
             images = pipe.generate_with_seeds(

@@ -64,6 +64,20 @@ def test_generate_subprocess_stdout_and_stderr(tiny_model_path, tmp_path):
     assert "drawn at random" in result.stderr  # no --seed: the drawn seed is logged on stderr
 
 
+def test_drawn_seed_logged_only_when_a_line_uses_it(tiny_model_path, tmp_path):
+    every_line_seeded = tmp_path / "seeded.txt"
+    every_line_seeded.write_text("blue cat --seed 1\nred dog --seed 2\n", encoding="utf-8")
+    one_line_unseeded = tmp_path / "mixed.txt"
+    one_line_unseeded.write_text("blue cat --seed 1\nred dog\ngreen frog\n", encoding="utf-8")
+    common = ["-n", "1", "--model", str(tiny_model_path), "--out-dir", str(tmp_path / "out")]
+    seeded = run_cli("generate", "--prompts", str(every_line_seeded), *common)
+    mixed = run_cli("generate", "--prompts", str(one_line_unseeded), *common)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "drawn at random" not in seeded.stderr
+    assert mixed.returncode == 0, mixed.stderr
+    assert mixed.stderr.count("drawn at random") == 1
+
+
 def test_same_seed_same_png(tiny_model_path, tmp_path):
     args = ["generate", "blue cat", "-n", "1", "--seed", "9", "--model", str(tiny_model_path)]
     first = runner.invoke(app, [*args, "--out-dir", str(tmp_path / "a")]).stdout.strip()
