@@ -23,7 +23,7 @@ from dalle.model.config import TransformerConfig, VAEConfig
 from dalle.model.transformer import DalleTransformer
 from dalle.model.vae import DiscreteVAE
 
-from .timing import REPO_ROOT, check_load, log, machine_facts, speedup, time_side_by_side, update_results
+from .timing import REPO_ROOT, log, speedup, start_run, time_side_by_side, update_results
 from .workloads import (
     BATCH_SIZES,
     DIMENSIONS,
@@ -226,10 +226,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    check_load(args.max_load)
-    batches = [int(value) for value in args.batches.split(",")]
-    facts = machine_facts()
-    log(f"{facts['cpu']}, {facts['usable_cores']} cores, torch {facts['torch']}, {facts['torch_threads']} threads")
+    batches, facts = start_run(args.max_load, args.batches)
 
     config = bench_config()
     model = bench_transformer()

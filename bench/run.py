@@ -29,10 +29,9 @@ from dalle.model.transformer import DalleTransformer
 from .timing import (
     REPO_ROOT,
     Timing,
-    check_load,
     log,
-    machine_facts,
     speedup,
+    start_run,
     time_side_by_side,
     update_results,
 )
@@ -356,10 +355,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    check_load(args.max_load)
-    batches = [int(value) for value in args.batches.split(",")]
-    facts = machine_facts()
-    log(f"{facts['cpu']}, {facts['usable_cores']} cores, torch {facts['torch']}, {facts['torch_threads']} threads")
+    batches, facts = start_run(args.max_load, args.batches)
 
     model = bench_transformer()
     gpt2 = build_gpt2(model.config)

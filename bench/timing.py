@@ -147,3 +147,12 @@ def update_results(path: Path, section: str, data: dict[str, Any]) -> None:
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def start_run(max_load: float, batches: str) -> tuple[list[int], dict[str, Any]]:
+    """Shared start of a benchmark script: refuse a busy machine, parse the batch list, log the machine facts."""
+    check_load(max_load)
+    sizes = [int(value) for value in batches.split(",")]
+    facts = machine_facts()
+    log(f"{facts['cpu']}, {facts['usable_cores']} cores, torch {facts['torch']}, {facts['torch_threads']} threads")
+    return sizes, facts
