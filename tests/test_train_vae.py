@@ -1,0 +1,33 @@
+import torch
+from dalle.model.checkpoint import load_checkpoint
+from dalle.model.train import TrainSettings, train_vae
+
+from .conftest import TINY_VAE
+
+
+def _images(count: int = 24) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (count, 3, 16, 16), generator=generator, dtype=torch.uint8)
+
+
+def _settings(steps: int, amp: str) -> TrainSettings:
+    return TrainSettings(steps=steps, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, device="cpu", amp=amp)
+
+
+def test_bf16_training_keeps_the_codebook_in_float32(tmp_path):
+    out = tmp_path / "vae.safetensors"
+    vae = train_vae(_images(), TINY_VAE, _settings(3, "bf16"), out)
+    assert vae.codebook_weight.dtype == torch.float32
+    assert torch.isfinite(vae.codebook_weight).all()
+    loaded = load_checkpoint(out).vae
+    codes = torch.randint(0, TINY_VAE.codebook_size, (2, 4, 4))
+    assert torch.allclose(loaded.decode(codes), vae.decode(codes), atol=1e-6)
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    images = _images()
+    whole = train_vae(images, TINY_VAE, _settings(4, "none"), tmp_path / "whole.safetensors")
+    train_vae(images, TINY_VAE, _settings(2, "none"), tmp_path / "split.safetensors")
+    resumed = train_vae(images, TINY_VAE, _settings(4, "none"), tmp_path / "split.safetensors", resume=True)
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5), name
