@@ -87,8 +87,11 @@ def save_checkpoint(
 
 def _check_not_pickle(path: Path) -> None:
     with open(path, "rb") as handle:
-        head = handle.read(8)
-    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        head = handle.read(9)
+    # A safetensors file starts with the u64 size of its JSON header, then "{". That size
+    # can begin with byte 0x80, like a pickle, so the "{" decides first.
+    looks_safetensors = head[8:9] == b"{"
+    if not looks_safetensors and (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
         raise CheckpointError(
             f"{path} is a pickle or torch.save file; dalle loads only .safetensors checkpoints, "
             "because unpickling can run arbitrary code. Convert it with safetensors.torch.save_file"

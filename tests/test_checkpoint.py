@@ -61,6 +61,18 @@ def test_truncated_file(tmp_path, tiny_model_path):
         load_checkpoint(broken)
 
 
+def test_header_size_starting_with_pickle_byte_still_loads(tmp_path):
+    # The shipped VAE once had a 7,296-byte header (0x1c80), whose first byte 0x80 is a pickle's.
+    vae, transformer, tokenizer = tiny_parts(seed=7)
+    path = tmp_path / "m.safetensors"
+    for pad in range(0, 512, 8):
+        save_checkpoint(path, vae, transformer, tokenizer, training={"note": "x" * pad})
+        if path.read_bytes()[:1] == b"\x80":
+            break
+    assert path.read_bytes()[:1] == b"\x80"
+    assert load_checkpoint(path).training == {"note": "x" * pad}
+
+
 def test_pickle_file_rejected_without_unpickling(tmp_path):
     path = tmp_path / "model.pt"
     torch.save({"a": torch.zeros(2)}, path)
