@@ -14,8 +14,8 @@ PROMPT ?= orange dinosaur in a suit
 WB := build/weights
 WEIGHTS_SEED ?= 0
 WEIGHTS_IMAGES ?= 30000
-VAE_STEPS ?= 2400
-TRANSFORMER_STEPS ?= 2000
+VAE_STEPS ?= 5000
+TRANSFORMER_STEPS ?= 2600
 
 .PHONY: install demo test test-fast lint weights clean bench bench-peers
 
@@ -51,8 +51,8 @@ $(WB)/data.done: | install
 
 $(WB)/vae.done: $(WB)/data.done
 	$(DALLE) train vae $(WB)/toyworld --out $(WB)/vae.safetensors --steps $(VAE_STEPS) --batch-size 32 \
-		--lr 2e-3 --hidden-dims 64,128,256 --codebook-size 1024 --recon-loss l1 --checkpoint-every 400 \
-		--seed $(WEIGHTS_SEED) --device cpu --resume
+		--lr 2e-3 --hidden-dims 64,128,256 --num-res-blocks 2 --codebook-size 1024 --recon-loss l1 --amp bf16 \
+		--checkpoint-every 500 --seed $(WEIGHTS_SEED) --device cpu --resume
 	touch $@
 
 $(WB)/codes.done: $(WB)/vae.done
