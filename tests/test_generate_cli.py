@@ -293,7 +293,9 @@ def test_prompts_stream_before_stdin_ends(tiny_model_path, tmp_path):
 
 def test_ctrl_c_leaves_only_whole_files(tiny_model_path, tmp_path):
     prompts = tmp_path / "prompts.txt"
-    prompts.write_text("red cat\n" * 400, encoding="utf-8")
+    # Enough prompts that the run is still going when the signal arrives; with the faster
+    # sampler, a run of 400 finished before it.
+    prompts.write_text("red cat\n" * 5000, encoding="utf-8")
     out = tmp_path / "out"
     process = subprocess.Popen(
         [
