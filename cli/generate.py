@@ -197,7 +197,7 @@ def generate(
 
     from .pngmeta import MetadataError, read_metadata
 
-    SamplingSettings(temperature, top_k, top_p, guidance_scale).validate(image_vocab_size=sys.maxsize)
+    SamplingSettings(temperature, top_k, top_p, guidance_scale).validate(image_vocab_size=None)
     if from_image is not None:
         if prompts or prompts_file is not None:
             raise UsageError("--from regenerates one image from its metadata; pass no prompts with it")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 from typing import Annotated, Any
 
 import typer
@@ -104,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         from dalle.model.errors import DalleError
 
-        if debug or not isinstance(exc, (DalleError, UsageError)):
+        if not isinstance(exc, (DalleError, UsageError)):
             raise
+        if debug:  # the traceback as well, but bad input still exits with 2
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return result if isinstance(result, int) else 0

@@ -25,10 +25,13 @@ class SamplingSettings:
     top_p: float | None = None  # keep the smallest set whose probability reaches p; None keeps all
     guidance_scale: float = 3.0  # 1 = no guidance; higher follows the prompt more closely
 
-    def validate(self, image_vocab_size: int) -> None:
+    def validate(self, image_vocab_size: int | None) -> None:
+        """Check the settings; with image_vocab_size None (model not loaded yet), top_k only needs to be >= 1."""
         if not self.temperature >= 0.0:
             raise ConfigError(f"invalid temperature={self.temperature}: must be >= 0; use e.g. 1.0")
-        if self.top_k is not None and not 1 <= self.top_k <= image_vocab_size:
+        if self.top_k is not None and image_vocab_size is None and self.top_k < 1:
+            raise ConfigError(f"invalid top_k={self.top_k}: must be >= 1; omit it to keep all tokens")
+        if self.top_k is not None and image_vocab_size is not None and not 1 <= self.top_k <= image_vocab_size:
             raise ConfigError(
                 f"invalid top_k={self.top_k}: must be between 1 and the codebook size {image_vocab_size}; "
                 "omit it to keep all tokens"

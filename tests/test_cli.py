@@ -157,8 +157,15 @@ def test_unwritable_out_dir(tiny_model_path, tmp_path):
 
 def test_debug_shows_traceback(tmp_path):
     result = run_cli("--debug", "generate", "cat", "--model", str(tmp_path / "none.safetensors"))
-    assert result.returncode != 0
+    assert result.returncode == 2  # --debug adds the traceback; bad input still exits with 2
     assert "Traceback" in result.stderr
+    assert result.stderr.rstrip().splitlines()[-1].startswith("error: ")
+
+
+def test_top_k_zero_names_the_rule_without_a_model():
+    result = run_cli("generate", "red cat", "--top-k", "0")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: invalid top_k=0: must be >= 1; omit it to keep all tokens"
 
 
 def test_dataset_with_stray_file(tmp_path):
