@@ -19,7 +19,7 @@ train_app = typer.Typer(help="Train the VAE, then the transformer.", no_args_is_
 data_app = typer.Typer(help="Make datasets.", no_args_is_help=True)
 
 DataArg = Annotated[Path, typer.Argument(help="Folder of images with same-stem .txt captions.", show_default=False)]
-AmpOption = Annotated[str, typer.Option(help="none, or bf16 for bfloat16 autocast (faster on recent CPUs and GPUs).")]
+AmpOption = Annotated[str, typer.Option(help="none, or bf16 for bfloat16 autocast (faster on bf16 hardware).")]
 
 
 class _LogEvery:

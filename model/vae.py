@@ -137,8 +137,8 @@ class DiscreteVAE(nn.Module):
     def forward(self, images: torch.Tensor, tau: float = 1.0) -> VAEOutput:
         """Run a training pass; `tau` is the gumbel-softmax temperature (ignored by vq_ema)."""
         hidden = self.encoder(images)
-        # The quantizer runs in float32 even under bfloat16 autocast: nearest-entry
-        # distances and the EMA statistics lose too much in 8 mantissa bits.
+        # The quantizer runs in float32 even under bfloat16 autocast: with 8 significant
+        # bits, bfloat16 distances can pick another nearest entry and EMA sums drift.
         with torch.autocast(images.device.type, enabled=False):
             if self.config.quantizer == "gumbel":
                 z, aux, codes = self._gumbel(hidden.float(), tau)

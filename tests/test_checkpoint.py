@@ -61,8 +61,8 @@ def test_truncated_file(tmp_path, tiny_model_path):
         load_checkpoint(broken)
 
 
-def test_header_size_starting_with_pickle_byte_still_loads(tmp_path):
-    # The shipped VAE once had a 7,296-byte header (0x1c80), whose first byte 0x80 is a pickle's.
+def test_header_size_with_pickle_byte(tmp_path):
+    # A 7,296-byte header (0x1c80) starts with 0x80, the first byte of a pickle.
     vae, transformer, tokenizer = tiny_parts(seed=7)
     path = tmp_path / "m.safetensors"
     for pad in range(0, 512, 8):

@@ -64,7 +64,7 @@ def test_generate_subprocess_stdout_and_stderr(tiny_model_path, tmp_path):
     assert "drawn at random" in result.stderr  # no --seed: the drawn seed is logged on stderr
 
 
-def test_drawn_seed_logged_only_when_a_line_uses_it(tiny_model_path, tmp_path):
+def test_drawn_seed_logged_when_used(tiny_model_path, tmp_path):
     every_line_seeded = tmp_path / "seeded.txt"
     every_line_seeded.write_text("blue cat --seed 1\nred dog --seed 2\n", encoding="utf-8")
     one_line_unseeded = tmp_path / "mixed.txt"
@@ -162,7 +162,7 @@ def test_debug_shows_traceback(tmp_path):
     assert result.stderr.rstrip().splitlines()[-1].startswith("error: ")
 
 
-def test_top_k_zero_names_the_rule_without_a_model():
+def test_top_k_zero_message():
     result = run_cli("generate", "red cat", "--top-k", "0")
     assert result.returncode == 2
     assert result.stderr.strip() == "error: invalid top_k=0: must be >= 1; omit it to keep all tokens"

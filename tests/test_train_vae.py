@@ -14,7 +14,7 @@ def _settings(steps: int, amp: str) -> TrainSettings:
     return TrainSettings(steps=steps, batch_size=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, device="cpu", amp=amp)
 
 
-def test_bf16_training_keeps_the_codebook_in_float32(tmp_path):
+def test_bf16_vae_codebook_float32(tmp_path):
     out = tmp_path / "vae.safetensors"
     vae = train_vae(_images(), TINY_VAE, _settings(3, "bf16"), out)
     assert vae.codebook_weight.dtype == torch.float32
@@ -24,7 +24,7 @@ def test_bf16_training_keeps_the_codebook_in_float32(tmp_path):
     assert torch.allclose(loaded.decode(codes), vae.decode(codes), atol=1e-6)
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path):
+def test_vae_resume_matches_whole_run(tmp_path):
     images = _images()
     whole = train_vae(images, TINY_VAE, _settings(4, "none"), tmp_path / "whole.safetensors")
     train_vae(images, TINY_VAE, _settings(2, "none"), tmp_path / "split.safetensors")
