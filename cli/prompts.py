@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import codecs
 import io
+import logging
+import re
 import shlex
 import sys
 from collections.abc import Iterator
@@ -23,6 +25,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from .console import UsageError
+
+logger = logging.getLogger("dalle.cli")
 
 
 class PromptSourceError(UsageError):
@@ -120,6 +124,13 @@ def parse_line(line: str, source: str) -> PromptLine | None:
     text = text.strip()
     if not text:
         raise PromptSourceError(f"{source}: the prompt is empty; write the prompt before the overrides")
+    if not overrides and re.search(r"(?:^|\s)-n\s+\d+\s*$", text):
+        # " --" starts the overrides, so a line like "red cat -n 2" keeps "-n 2" in its prompt.
+        logger.warning(
+            "%s: '-n' is read as part of the prompt, because settings start after a tab or ' --'; "
+            "put a tab before '-n' to set the count",
+            source,
+        )
     return PromptLine(text=text, source=source, overrides=parse_overrides(overrides, source) if overrides else {})
 
 

@@ -341,3 +341,17 @@ def test_version_flag():
     result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("dalle ")
+
+
+def test_bare_n_in_prompt_warns(caplog):
+    from dalle.cli.prompts import parse_line
+
+    with caplog.at_level("WARNING", logger="dalle.cli"):
+        bare = parse_line("red cat -n 2", "p.txt:1")
+        tabbed = parse_line("red cat\t-n 2", "p.txt:2")
+    assert bare is not None
+    assert bare.text == "red cat -n 2"
+    assert tabbed is not None
+    assert tabbed.overrides == {"n": 2}
+    assert [r.getMessage().split(" ")[0] for r in caplog.records] == ["p.txt:1:"]
+    assert "put a tab before '-n'" in caplog.text
