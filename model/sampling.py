@@ -26,7 +26,7 @@ class SamplingSettings:
     guidance_scale: float = 3.0  # 1 = no guidance; higher follows the prompt more closely
 
     def validate(self, image_vocab_size: int | None) -> None:
-        """Check the settings; with image_vocab_size None (model not loaded yet), top_k only needs to be >= 1."""
+        """Check the settings. With image_vocab_size None (model not loaded yet), top_k only needs to be >= 1."""
         if not self.temperature >= 0.0:
             raise ConfigError(f"invalid temperature={self.temperature}: must be >= 0; use e.g. 1.0")
         if self.top_k is not None and image_vocab_size is None and self.top_k < 1:
@@ -115,6 +115,7 @@ def sample_image_tokens(
     guided = settings.guidance_scale != 1.0
     if guided:
         text_ids = torch.cat([text_ids, empty_ids.to(device).expand(B, -1)], dim=0)  # (2B, L)
+    copies = text_ids.shape[0] // B  # guided rows get the same tokens as their conditional rows
     uniforms = _uniforms(seeds, config.image_len, device)  # (B, N): one number per image token
     tokens = torch.zeros(B, config.image_len, dtype=torch.long, device=device)
 
@@ -125,7 +126,7 @@ def sample_image_tokens(
         cache = KVCache(config, text_ids.shape[0], device, dtype)
         logits = model.prefill(text_ids, cache)
     else:
-        logits = model(text_ids, tokens[:, :0].repeat(text_ids.shape[0] // B, 1))[1][:, -1]
+        logits = model(text_ids, tokens[:, :0].repeat(copies, 1))[1][:, -1]
 
     # 3. One token per step; feed it back to get the logits of the next.
     for index in range(config.image_len):
@@ -134,7 +135,6 @@ def sample_image_tokens(
             progress(index + 1, config.image_len)
         if index + 1 == config.image_len:
             break
-        copies = text_ids.shape[0] // B  # guided rows get the same tokens as their conditional rows
         if cache is not None:
             logits = model.step(tokens[:, index : index + 1].repeat(copies, 1), index, cache)
         else:

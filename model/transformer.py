@@ -154,20 +154,16 @@ class DalleTransformer(nn.Module):
         V = self.config.text_vocab_size
         return F.linear(hidden, self.lm_head.weight[V:], self.lm_head.bias[V:])
 
-    def attention_mask(
-        self, text_ids: torch.Tensor, total: int, start: int = 0, count: int | None = None
-    ) -> torch.Tensor:
-        """Boolean mask (B, 1, count, start + count) for queries at positions start .. start+count-1.
+    def attention_mask(self, text_ids: torch.Tensor, total: int) -> torch.Tensor:
+        """Build the boolean mask (B, 1, T, T) for a pass over the first T = `total` positions.
 
         A query sees keys at or before its own position, except text pads.
         """
-        count = total - start if count is None else count
         device = text_ids.device
-        key_pos = torch.arange(start + count, device=device)
-        query_pos = torch.arange(start, start + count, device=device)
-        causal = key_pos[None, :] <= query_pos[:, None]  # (count, start + count)
-        keep = torch.ones(text_ids.shape[0], start + count, dtype=torch.bool, device=device)
-        text_keys = min(text_ids.shape[1], start + count)
+        positions = torch.arange(total, device=device)
+        causal = positions[None, :] <= positions[:, None]  # (T, T)
+        keep = torch.ones(text_ids.shape[0], total, dtype=torch.bool, device=device)
+        text_keys = min(text_ids.shape[1], total)
         keep[:, :text_keys] = text_ids[:, :text_keys] != self.config.pad_token_id
         return causal[None, None, :, :] & keep[:, None, None, :]
 
@@ -218,15 +214,16 @@ class DalleTransformer(nn.Module):
         x = torch.cat([self.embed_text(text_ids), self._start(text_ids.shape[0])], dim=1)
         mask = self.attention_mask(text_ids, x.shape[1])
         pads = text_ids == self.config.pad_token_id  # (B, L)
-        cache.key_bias[:, 0, 0, : text_ids.shape[1]].masked_fill_(pads, float("-inf"))
+        text_bias = torch.zeros(pads.shape, dtype=cache.key_bias.dtype, device=pads.device)
+        cache.key_bias[:, 0, 0, : text_ids.shape[1]] = text_bias.masked_fill(pads, float("-inf"))
         hidden = self.hidden_states(x, mask, cache)
         return self.image_logits(hidden[:, -1])
 
     def step(self, image_ids: torch.Tensor, index: int, cache: KVCache) -> torch.Tensor:
         """Feed image token `index` (B, 1); return logits (B, V_image) for token index + 1.
 
-        A single query comes after every filled key, so causality needs no mask;
-        only text pads are hidden, through the cache's key bias.
+        A single query comes after every filled key, so causality needs no mask.
+        Only text pads are hidden, through the cache's key bias.
         """
         start = cache.length
         mask = cache.key_bias[..., : start + 1]  # (B, 1, 1, start + 1)

@@ -313,8 +313,8 @@ def test_ctrl_c_leaves_only_whole_files(tiny_model_path, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # A background job inherits SIGINT ignored, and Python then keeps ignoring it;
-        # the default action lets the child see Ctrl-C however the tests were started.
+        # A background job inherits SIGINT as ignored, and Python then keeps ignoring it.
+        # Restoring the default action lets the child see Ctrl-C however the tests were started.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     process.stdout.readline()
