@@ -290,7 +290,8 @@ class _Writer:
         self.json_lines = json_lines
         self.grid = grid
         self.index = 0 if to_stdout else next_index(out_dir)
-        self.pending: dict[int, list[Any]] = {}  # group -> images waiting for their contact sheet
+        # group -> (image, record) pairs waiting for their contact sheet
+        self.pending: dict[int, list[tuple[Any, Any]]] = {}
         self.count = 0
 
     def _record(self, job: Job) -> Any:
@@ -346,22 +347,25 @@ class _Writer:
         if not sys.stderr.isatty():
             logger.info("wrote %s", path)
         if self.grid:
-            self._collect(job, image)
+            self._collect(job, image, record)
 
-    def _collect(self, job: Job, image: Any) -> None:
+    def _collect(self, job: Job, image: Any, record: Any) -> None:
         from dalle.model.train import make_grid
 
         from .naming import slugify
+        from .pngmeta import save_grid_png
 
-        images = self.pending.setdefault(job.group, [])
-        images.append(image)
-        if len(images) < job.group_size:
+        pending = self.pending.setdefault(job.group, [])
+        pending.append((image, record))
+        if len(pending) < job.group_size:
             return
         del self.pending[job.group]
+        images = [image for image, _ in pending]
+        records = [record for _, record in pending]
         columns = min(len(images), 8)
         path = self._claim(
             lambda i: f"{i:05d}-grid-{slugify(job.prompt)}.png",
-            lambda tmp: make_grid(images, columns).save(tmp, format="PNG"),
+            lambda tmp: save_grid_png(make_grid(images, columns), tmp, records, columns),
         )
         if self.json_lines:
             emit(json.dumps({"grid": str(path), "prompt": job.prompt}, ensure_ascii=False))
@@ -376,14 +380,20 @@ def info(
 ) -> None:
     """Print the generation settings stored in PNG files, one JSON object per image.
 
+    A --grid contact sheet gives one object per image on it, with its `grid_index`.
+
     Example:  dalle info outputs/*.png | jq -r '.prompt + " " + (.seed|tostring)'
     """
-    from .pngmeta import MetadataError, read_metadata
+    from .pngmeta import MetadataError, read_all_metadata
 
     for path in images:
         try:
-            record, parameters = read_metadata(path)
+            entries = read_all_metadata(path)
         except MetadataError as exc:
             raise UsageError(str(exc)) from exc
-        data = {"path": str(path), **record.to_json_dict(), "parameters": parameters}
-        emit(json.dumps(data, ensure_ascii=False))
+        for record, parameters, grid_index in entries:
+            data: dict[str, Any] = {"path": str(path)}
+            if grid_index is not None:
+                data["grid_index"] = grid_index
+            data.update(record.to_json_dict(), parameters=parameters)
+            emit(json.dumps(data, ensure_ascii=False))

@@ -4,6 +4,9 @@ Two chunks are written:
 - `parameters`: the AUTOMATIC1111 text format (prompt on the first line, then
   `Key: value` pairs), which image viewers and web UIs already display;
 - `dalle`: an iTXt chunk with the full settings as JSON, UTF-8 safe.
+
+A `--grid` contact sheet carries `parameters` of its first image, as AUTOMATIC1111 grids
+do, and a `dalle-grid` iTXt chunk listing the full settings of every image on it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from PIL import Image, PngImagePlugin
 
 METADATA_KEY = "dalle"
+GRID_METADATA_KEY = "dalle-grid"
 METADATA_VERSION = 1
 
 
@@ -102,20 +106,39 @@ def save_png(image: Image.Image, target: Any, record: ImageRecord) -> None:
     image.save(target, format="PNG", pnginfo=png_info(record))
 
 
+def save_grid_png(sheet: Image.Image, target: Any, records: list[ImageRecord], columns: int) -> None:
+    """Save a contact sheet whose images, row by row, were made with `records`."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", f"{records[0].a1111_parameters()}, Grid: {len(records)} images in {columns} columns")
+    payload = {
+        "metadata_version": METADATA_VERSION,
+        "columns": columns,
+        "images": [record.to_json_dict() for record in records],
+    }
+    info.add_itxt(GRID_METADATA_KEY, json.dumps(payload, ensure_ascii=False, sort_keys=True))
+    sheet.save(target, format="PNG", pnginfo=info)
+
+
 class MetadataError(Exception):
     """An image has no readable dalle metadata."""
 
 
-def read_metadata(path: Path) -> tuple[ImageRecord, str | None]:
-    """Return the record and the `parameters` text stored in a PNG written by dalle."""
+def _read_text_chunks(path: Path) -> dict[str, str]:
     try:
         with Image.open(path) as image:
             image.load()
-            text = dict(getattr(image, "text", {}))
+            return dict(getattr(image, "text", {}))
     except FileNotFoundError as exc:
         raise MetadataError(f"image not found: {path}; check the path") from exc
     except OSError as exc:
         raise MetadataError(f"cannot read image {path} ({exc}); pass a PNG written by dalle generate") from exc
+
+
+def read_metadata(path: Path) -> tuple[ImageRecord, str | None]:
+    """Return the record and the `parameters` text stored in one image written by dalle."""
+    text = _read_text_chunks(path)
+    if METADATA_KEY not in text and GRID_METADATA_KEY in text:
+        raise MetadataError(f"{path} is a --grid contact sheet, not one image; pass one of the images written with it")
     if METADATA_KEY not in text:
         raise MetadataError(f"{path} has no dalle metadata; pass a PNG written by dalle generate")
     try:
@@ -123,3 +146,21 @@ def read_metadata(path: Path) -> tuple[ImageRecord, str | None]:
     except (KeyError, TypeError, ValueError) as exc:
         raise MetadataError(f"{path} has damaged dalle metadata ({exc}); regenerate the image") from exc
     return record, text.get("parameters")
+
+
+def read_all_metadata(path: Path) -> list[tuple[ImageRecord, str | None, int | None]]:
+    """Return (record, `parameters` text, grid index) for every image in a PNG written by dalle.
+
+    A single image gives one entry with grid index None; a contact sheet gives one entry per
+    image on it, row by row, with the `parameters` text that image would carry on its own.
+    """
+    text = _read_text_chunks(path)
+    if GRID_METADATA_KEY not in text:
+        record, parameters = read_metadata(path)
+        return [(record, parameters, None)]
+    try:
+        payload = json.loads(text[GRID_METADATA_KEY])
+        records = [ImageRecord.from_json_dict(item) for item in payload["images"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MetadataError(f"{path} has damaged dalle grid metadata ({exc}); regenerate the grid") from exc
+    return [(record, record.a1111_parameters(), index) for index, record in enumerate(records)]

@@ -158,6 +158,25 @@ def test_grid_writes_contact_sheet(tiny_model_path, tmp_path):
     assert Path(paths[3]).name == "00003-grid-red-cat.png"
     with Image.open(paths[3]) as sheet:
         assert sheet.size == (16 * 3, 16)
+        assert sheet.text["parameters"].startswith("red cat\n")
+        assert "Grid: 3 images in 3 columns" in sheet.text["parameters"]
+
+    # The sheet's metadata lists each image's settings, in order, as the single files hold them.
+    info = run_cli("info", paths[3], paths[1])
+    assert info.returncode == 0, info.stderr
+    rows = [json.loads(line) for line in info.stdout.splitlines()]
+    assert [(row["grid_index"], row["seed"]) for row in rows[:3]] == [(0, 0), (1, 1), (2, 2)]
+    single = rows[3]
+    assert "grid_index" not in single
+    assert {k: v for k, v in rows[1].items() if k not in ("path", "grid_index")} == {
+        k: v for k, v in single.items() if k != "path"
+    }
+
+    # --from needs one image, not a sheet.
+    again = gen(tiny_model_path, tmp_path / "again", "--from", paths[3])
+    assert again.returncode == 2
+    assert "contact sheet" in again.stderr
+    assert "Traceback" not in again.stderr
 
 
 def test_output_dash_writes_one_png_to_stdout(tiny_model_path, tmp_path):
