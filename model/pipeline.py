@@ -143,8 +143,10 @@ class TextToImage:
         grid = self.vae.config.grid_size
         images: list[Image.Image] = []
         with torch.inference_mode():
-            for start in range(0, tokens.shape[0], 64):
-                images.extend(to_pil(self.vae.decode(tokens[start : start + 64].view(-1, grid, grid))))
+            # One grid at a time: the CPU convolutions round differently for other batch sizes,
+            # which moved some pixels by one level and broke "same seed, same image".
+            for row in tokens:
+                images.extend(to_pil(self.vae.decode(row.view(1, grid, grid))))
         return images
 
     def sample_tokens(
