@@ -148,6 +148,7 @@ def _settings_key(job: Job) -> tuple[Any, ...]:
 
 
 def generate(
+    context: typer.Context,
     prompts: Annotated[
         list[str] | None,
         typer.Argument(help="Prompts; '-' reads one prompt per line from standard input.", show_default=False),
@@ -201,6 +202,12 @@ def generate(
     if from_image is not None:
         if prompts or prompts_file is not None:
             raise UsageError("--from regenerates one image from its metadata; pass no prompts with it")
+        typed = _options_given(context, "n", "seed")
+        if typed:
+            raise UsageError(
+                f"--from takes the seed and image count from {from_image}; drop {' and '.join(typed)}, "
+                "or pass the prompt instead of --from"
+            )
         try:
             record, _ = read_metadata(from_image)
         except MetadataError as exc:
@@ -230,6 +237,8 @@ def generate(
             "candidates": candidates,
         }
     to_stdout = output == "-"
+    if to_stdout and grid:
+        raise UsageError("--grid writes a contact sheet file beside the images; drop --grid or -o -")
     if to_stdout and (known_count is None or known_count * defaults["n"] != 1):
         raise UsageError("-o - writes a single PNG to stdout; ask for exactly one image (one prompt and -n 1)")
     if not to_stdout:
@@ -368,11 +377,23 @@ class _Writer:
             lambda tmp: save_grid_png(make_grid(images, columns), tmp, records, columns),
         )
         if self.json_lines:
-            emit(json.dumps({"grid": str(path), "prompt": job.prompt}, ensure_ascii=False))
+            sheet = {"path": str(path), "grid": True, "prompt": job.prompt, "seeds": [r.seed for r in records]}
+            emit(json.dumps(sheet, ensure_ascii=False))
         else:
             emit(str(path))
         if not sys.stderr.isatty():
             logger.info("wrote %s", path)
+
+
+def _options_given(context: typer.Context, *names: str) -> list[str]:
+    """Return the flags, as spelled in the help, of the options among `names` that the user typed."""
+    flags = {param.name: param.opts[0] for param in context.command.params}
+    typed = []
+    for name in names:
+        source = context.get_parameter_source(name)
+        if source is not None and source.name != "DEFAULT":
+            typed.append(flags[name])
+    return typed
 
 
 def info(

@@ -109,7 +109,8 @@ def save_png(image: Image.Image, target: Any, record: ImageRecord) -> None:
 def save_grid_png(sheet: Image.Image, target: Any, records: list[ImageRecord], columns: int) -> None:
     """Save a contact sheet whose images, row by row, were made with `records`."""
     info = PngImagePlugin.PngInfo()
-    info.add_text("parameters", f"{records[0].a1111_parameters()}, Grid: {len(records)} images in {columns} columns")
+    grid_pairs = f"Grid images: {len(records)}, Grid columns: {columns}"
+    info.add_text("parameters", f"{records[0].a1111_parameters()}, {grid_pairs}")
     payload = {
         "metadata_version": METADATA_VERSION,
         "columns": columns,
@@ -121,6 +122,14 @@ def save_grid_png(sheet: Image.Image, target: Any, records: list[ImageRecord], c
 
 class MetadataError(Exception):
     """An image has no readable dalle metadata."""
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing field {exc.args[0]!r}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON: {exc.msg}"
+    return f"wrong value type: {exc}"
 
 
 def _read_text_chunks(path: Path) -> dict[str, str]:
@@ -144,15 +153,17 @@ def read_metadata(path: Path) -> tuple[ImageRecord, str | None]:
     try:
         record = ImageRecord.from_json_dict(json.loads(text[METADATA_KEY]))
     except (KeyError, TypeError, ValueError) as exc:
-        raise MetadataError(f"{path} has damaged dalle metadata ({exc}); regenerate the image") from exc
+        raise MetadataError(
+            f"{path} has damaged dalle metadata ({_describe(exc)}); generate the image again from its prompt"
+        ) from exc
     return record, text.get("parameters")
 
 
 def read_all_metadata(path: Path) -> list[tuple[ImageRecord, str | None, int | None]]:
     """Return (record, `parameters` text, grid index) for every image in a PNG written by dalle.
 
-    A single image gives one entry with grid index None; a contact sheet gives one entry per
-    image on it, row by row, with the `parameters` text that image would carry on its own.
+    A single image gives one entry, with grid index None. A contact sheet gives one entry per
+    image on it, row by row; its `parameters` text is the one that image carries on its own.
     """
     text = _read_text_chunks(path)
     if GRID_METADATA_KEY not in text:
@@ -162,5 +173,9 @@ def read_all_metadata(path: Path) -> list[tuple[ImageRecord, str | None, int | N
         payload = json.loads(text[GRID_METADATA_KEY])
         records = [ImageRecord.from_json_dict(item) for item in payload["images"]]
     except (KeyError, TypeError, ValueError) as exc:
-        raise MetadataError(f"{path} has damaged dalle grid metadata ({exc}); regenerate the grid") from exc
+        raise MetadataError(
+            f"{path} has damaged dalle grid metadata ({_describe(exc)}); read the single images written with it"
+        ) from exc
+    if not records:
+        raise MetadataError(f"{path} has damaged dalle grid metadata (no images listed); read the single images")
     return [(record, record.a1111_parameters(), index) for index, record in enumerate(records)]

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from .test_cli import DALLE, run_cli
 
@@ -159,7 +159,7 @@ def test_grid_writes_contact_sheet(tiny_model_path, tmp_path):
     with Image.open(paths[3]) as sheet:
         assert sheet.size == (16 * 3, 16)
         assert sheet.text["parameters"].startswith("red cat\n")
-        assert "Grid: 3 images in 3 columns" in sheet.text["parameters"]
+        assert sheet.text["parameters"].endswith("Grid images: 3, Grid columns: 3")
 
     # The sheet's metadata lists each image's settings, in order, as the single files hold them.
     info = run_cli("info", paths[3], paths[1])
@@ -172,11 +172,38 @@ def test_grid_writes_contact_sheet(tiny_model_path, tmp_path):
         k: v for k, v in single.items() if k != "path"
     }
 
-    # --from needs one image, not a sheet.
+    # --from needs one image, not a sheet, and takes its seed and count from the image.
     again = gen(tiny_model_path, tmp_path / "again", "--from", paths[3])
     assert again.returncode == 2
     assert "contact sheet" in again.stderr
     assert "Traceback" not in again.stderr
+    with_count = gen(tiny_model_path, tmp_path / "again", "--from", paths[0], "-n", "3")
+    assert with_count.returncode == 2
+    assert "drop -n" in with_count.stderr
+
+    # Damaged or empty sheet metadata is one error line.
+    with Image.open(paths[3]) as sheet:
+        payload = json.loads(sheet.text["dalle-grid"])
+        payload["images"] = []
+        info_chunk = PngImagePlugin.PngInfo()
+        info_chunk.add_itxt("dalle-grid", json.dumps(payload))
+        sheet.save(tmp_path / "empty-sheet.png", pnginfo=info_chunk)
+    empty = run_cli("info", str(tmp_path / "empty-sheet.png"))
+    assert empty.returncode == 2
+    assert "no images listed" in empty.stderr
+
+
+def test_grid_json_line_and_stdout_conflict(tiny_model_path, tmp_path):
+    result = gen(tiny_model_path, tmp_path, "red cat", "-n", "2", "--grid", "--seed", "5", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = records(result)
+    assert [row.get("grid", False) for row in rows] == [False, False, True]
+    assert rows[2]["path"] == str(tmp_path / "00002-grid-red-cat.png")
+    assert rows[2]["seeds"] == [5, 6]
+
+    to_stdout = gen(tiny_model_path, tmp_path, "red cat", "-n", "1", "--grid", "-o", "-")
+    assert to_stdout.returncode == 2
+    assert "drop --grid or -o -" in to_stdout.stderr
 
 
 def test_output_dash_writes_one_png_to_stdout(tiny_model_path, tmp_path):
