@@ -68,7 +68,8 @@ def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator
     caller's log lines carry the progress instead.
     """
     console = stderr_console()
-    if not enabled or not console.is_terminal:
+    quiet = logging.getLogger("dalle").level > logging.INFO  # set by -q
+    if not enabled or quiet or not console.is_terminal:
         yield lambda done, **fields: None
         return
 

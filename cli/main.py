@@ -41,12 +41,13 @@ def _print_version(value: bool) -> None:
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages on stderr.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stderr but errors.")] = False,
     version: Annotated[
         bool,
         typer.Option("--version", help="Print the dalle version and exit.", callback=_print_version, is_eager=True),
     ] = False,
 ) -> None:
-    setup_logging(verbose=verbose)
+    setup_logging(verbose=verbose, quiet=quiet)
 
 
 def _register_subcommands() -> None:

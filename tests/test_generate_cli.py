@@ -294,6 +294,17 @@ def test_quiet_leaves_stderr_empty(tiny_model_path, tmp_path):
     assert result.stderr == ""
 
 
+def test_quiet_before_the_command_leaves_stderr_empty(tiny_model_path, tmp_path):
+    args = ["generate", "red cat", "-n", "1", "--model", str(tiny_model_path), "--out-dir", str(tmp_path)]
+    loud = run_cli(*args)
+    assert "wrote" in loud.stderr
+
+    quiet = run_cli("-q", *args)
+    assert quiet.returncode == 0
+    assert quiet.stderr == ""
+    assert len(quiet.stdout.splitlines()) == 1
+
+
 def test_head_closes_stdout_quietly(tiny_model_path, tmp_path):
     command = (
         f"{sys.executable} -m dalle.cli generate 'red cat' -n 6 --batch-size 1 --model {tiny_model_path} "
