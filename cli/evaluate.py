@@ -135,7 +135,7 @@ def evaluate(
     temperature: Temperature = 1.0,
     top_k: TopK = None,
     top_p: TopP = None,
-    guidance_scale: GuidanceScale = 3.0,
+    guidance_scale: GuidanceScale = 2.0,
     judge_renders: Annotated[
         int, typer.Option(help="Fresh renders for the judge's accuracy check before scoring.", min=1)
     ] = 1000,

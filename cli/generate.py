@@ -169,7 +169,7 @@ def generate(
     temperature: Temperature = 1.0,
     top_k: TopK = None,
     top_p: TopP = None,
-    guidance_scale: GuidanceScale = 3.0,
+    guidance_scale: GuidanceScale = 2.0,
     batch_size: Annotated[int, typer.Option(help="Images sampled together, across prompts.", min=1)] = 8,
     candidates: Annotated[
         int,

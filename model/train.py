@@ -306,7 +306,7 @@ def _write_samples(
     device = next(model.parameters()).device
     text = torch.tensor(ids, device=device)
     tokens = sample_image_tokens(
-        model, text, torch.tensor(tokenizer.empty()), list(range(len(ids))), SamplingSettings(guidance_scale=3.0)
+        model, text, torch.tensor(tokenizer.empty()), list(range(len(ids))), SamplingSettings()
     )
     grid = vae.config.grid_size
     images = vae.to(device).decode(tokens.view(-1, grid, grid))

@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True, help="fresh toy-world renders, unseen in training")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--guidance-scale", type=float, default=3.0)
+    parser.add_argument("--guidance-scale", type=float, default=SamplingSettings().guidance_scale)
     args = parser.parse_args()
 
     pipe = TextToImage.from_pretrained(args.model)

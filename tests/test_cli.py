@@ -78,6 +78,22 @@ def test_drawn_seed_logged_when_used(tiny_model_path, tmp_path):
     assert mixed.stderr.count("drawn at random") == 1
 
 
+@pytest.mark.parametrize("command_name", ["generate", "eval"])
+def test_cli_sampling_defaults_match_library(command_name):
+    # The CLI spells its defaults out so `--help` needs no torch import; they must not drift.
+    import typer
+    from dalle.model import SamplingSettings
+
+    command = typer.main.get_command(app).commands[command_name]
+    defaults = {param.name: param.default for param in command.params}
+    library = SamplingSettings()
+
+    assert defaults["guidance_scale"] == library.guidance_scale
+    assert defaults["temperature"] == library.temperature
+    assert defaults["top_k"] == library.top_k
+    assert defaults["top_p"] == library.top_p
+
+
 def test_same_seed_same_png(tiny_model_path, tmp_path):
     args = ["generate", "blue cat", "-n", "1", "--seed", "9", "--model", str(tiny_model_path)]
     first = runner.invoke(app, [*args, "--out-dir", str(tmp_path / "a")]).stdout.strip()

@@ -40,7 +40,7 @@ def test_prompt_file_bom_crlf_comments_overrides(tiny_model_path, tmp_path):
         ("blue bird", 0),
     ]
     assert rows[2]["guidance_scale"] == 4.5
-    assert rows[0]["guidance_scale"] == 3.0
+    assert rows[0]["guidance_scale"] == 2.0
 
 
 def test_prompt_file_utf16(tiny_model_path, tmp_path):
@@ -232,7 +232,7 @@ def test_metadata_info_and_from_reproduce_bytes(tiny_model_path, tmp_path):
         parameters = image.text["parameters"]
     assert parameters.splitlines()[0] == "一个戴着皇冠的红色猫"
     assert "Seed: " in parameters
-    assert "CFG scale: 3.0" in parameters
+    assert "CFG scale: 2.0" in parameters
 
     info = run_cli("info", str(original))
     assert info.returncode == 0, info.stderr
