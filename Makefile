@@ -13,9 +13,9 @@ PROMPT ?= orange dinosaur in a suit
 # each stage leaves a .done marker, so an interrupted `make weights` resumes.
 WB := build/weights
 WEIGHTS_SEED ?= 0
-WEIGHTS_IMAGES ?= 30000
+WEIGHTS_IMAGES ?= 50000
 VAE_STEPS ?= 5000
-TRANSFORMER_STEPS ?= 2600
+TRANSFORMER_STEPS ?= 4000
 
 .PHONY: install demo test test-fast lint weights clean bench bench-peers
 
