@@ -68,7 +68,7 @@ def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator
     caller's log lines carry the progress instead.
     """
     console = stderr_console()
-    quiet = logging.getLogger("dalle").level > logging.INFO  # set by -q
+    quiet = logging.getLogger("dalle").level > logging.INFO  # -q sets the level to error
     if not enabled or quiet or not console.is_terminal:
         yield lambda done, **fields: None
         return

@@ -5,8 +5,8 @@ Two chunks are written:
   `Key: value` pairs), which image viewers and web UIs already display;
 - `dalle`: an iTXt chunk with the full settings as JSON, UTF-8 safe.
 
-A `--grid` contact sheet carries `parameters` of its first image, as AUTOMATIC1111 grids
-do, and a `dalle-grid` iTXt chunk listing the full settings of every image on it.
+A `--grid` contact sheet contains the `parameters` text of its first image and a
+`dalle-grid` iTXt chunk that lists the full settings of every image on it.
 """
 
 from __future__ import annotations
@@ -125,11 +125,12 @@ class MetadataError(Exception):
 
 
 def _describe(exc: Exception) -> str:
+    """Describe why metadata failed to parse, in words a user can act on."""
     if isinstance(exc, KeyError):
         return f"missing field {exc.args[0]!r}"
     if isinstance(exc, json.JSONDecodeError):
         return f"not JSON: {exc.msg}"
-    return f"wrong value type: {exc}"
+    return f"invalid value: {exc}"
 
 
 def _read_text_chunks(path: Path) -> dict[str, str]:
@@ -145,10 +146,15 @@ def _read_text_chunks(path: Path) -> dict[str, str]:
 
 def read_metadata(path: Path) -> tuple[ImageRecord, str | None]:
     """Return the record and the `parameters` text stored in one image written by dalle."""
-    text = _read_text_chunks(path)
-    if METADATA_KEY not in text and GRID_METADATA_KEY in text:
-        raise MetadataError(f"{path} is a --grid contact sheet, not one image; pass one of the images written with it")
+    return _single_image_metadata(path, _read_text_chunks(path))
+
+
+def _single_image_metadata(path: Path, text: dict[str, str]) -> tuple[ImageRecord, str | None]:
     if METADATA_KEY not in text:
+        if GRID_METADATA_KEY in text:
+            raise MetadataError(
+                f"{path} is a --grid contact sheet, not one image; pass one of the images written with it"
+            )
         raise MetadataError(f"{path} has no dalle metadata; pass a PNG written by dalle generate")
     try:
         record = ImageRecord.from_json_dict(json.loads(text[METADATA_KEY]))
@@ -163,11 +169,11 @@ def read_all_metadata(path: Path) -> list[tuple[ImageRecord, str | None, int | N
     """Return (record, `parameters` text, grid index) for every image in a PNG written by dalle.
 
     A single image gives one entry, with grid index None. A contact sheet gives one entry per
-    image on it, row by row; its `parameters` text is the one that image carries on its own.
+    image on it, row by row, with the `parameters` text that image has as a single file.
     """
     text = _read_text_chunks(path)
     if GRID_METADATA_KEY not in text:
-        record, parameters = read_metadata(path)
+        record, parameters = _single_image_metadata(path, text)
         return [(record, parameters, None)]
     try:
         payload = json.loads(text[GRID_METADATA_KEY])

@@ -143,8 +143,8 @@ class TextToImage:
         grid = self.vae.config.grid_size
         images: list[Image.Image] = []
         with torch.inference_mode():
-            # One grid at a time: the CPU convolutions round differently for other batch sizes,
-            # which moved some pixels by one level and broke "same seed, same image".
+            # Decode one grid at a time, because the CPU convolutions round differently for other
+            # batch sizes. Batched decoding moved some pixels by one level for the same seed.
             for row in tokens:
                 images.extend(to_pil(self.vae.decode(row.view(1, grid, grid))))
         return images

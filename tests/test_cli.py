@@ -80,7 +80,7 @@ def test_drawn_seed_logged_when_used(tiny_model_path, tmp_path):
 
 @pytest.mark.parametrize("command_name", ["generate", "eval"])
 def test_cli_sampling_defaults_match_library(command_name):
-    # The CLI spells its defaults out so `--help` needs no torch import; they must not drift.
+    # The CLI repeats the library defaults so that `--help` does not import torch. They must stay equal.
     import typer
     from dalle.model import SamplingSettings
 

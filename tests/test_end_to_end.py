@@ -202,7 +202,7 @@ def test_shipped_model_through_cli(tmp_path):
 
 
 def test_shipped_model_same_pixels_any_batch_size():
-    # The VAE decoder's CPU convolutions round differently for other batch sizes; batched
+    # The VAE decoder's CPU convolutions round differently for other batch sizes. Batched
     # decoding once moved single pixels by one level, so --from did not reproduce images.
     pipe = TextToImage.from_pretrained()
     prompts = ["orange dinosaur in a suit"] * 8

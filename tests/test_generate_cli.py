@@ -161,7 +161,7 @@ def test_grid_writes_contact_sheet(tiny_model_path, tmp_path):
         assert sheet.text["parameters"].startswith("red cat\n")
         assert sheet.text["parameters"].endswith("Grid images: 3, Grid columns: 3")
 
-    # The sheet's metadata lists each image's settings, in order, as the single files hold them.
+    # The sheet's metadata lists each image's settings in order, equal to the single files' metadata.
     info = run_cli("info", paths[3], paths[1])
     assert info.returncode == 0, info.stderr
     rows = [json.loads(line) for line in info.stdout.splitlines()]
@@ -181,7 +181,7 @@ def test_grid_writes_contact_sheet(tiny_model_path, tmp_path):
     assert with_count.returncode == 2
     assert "drop -n" in with_count.stderr
 
-    # Damaged or empty sheet metadata is one error line.
+    # Empty sheet metadata gives one error line.
     with Image.open(paths[3]) as sheet:
         payload = json.loads(sheet.text["dalle-grid"])
         payload["images"] = []
@@ -294,7 +294,7 @@ def test_quiet_leaves_stderr_empty(tiny_model_path, tmp_path):
     assert result.stderr == ""
 
 
-def test_quiet_before_the_command_leaves_stderr_empty(tiny_model_path, tmp_path):
+def test_root_quiet_empties_stderr(tiny_model_path, tmp_path):
     args = ["generate", "red cat", "-n", "1", "--model", str(tiny_model_path), "--out-dir", str(tmp_path)]
     loud = run_cli(*args)
     assert "wrote" in loud.stderr
