@@ -24,7 +24,7 @@ class SamplingSettings:
     top_k: int | None = None  # keep only the k most likely tokens; None keeps all
     top_p: float | None = None  # keep the smallest set whose probability reaches p; None keeps all
     # 1 = no guidance, and higher follows the prompt more closely. `dalle eval` scored the
-    # shipped model best at 2 among 1.5, 2, 3 and 5, because at 3 and 5 more subjects drift.
+    # shipped model best at 2 among 1.5, 2 and 3, because at 3 more subjects drift.
     guidance_scale: float = 2.0
 
     def validate(self, image_vocab_size: int | None) -> None:
