@@ -132,7 +132,7 @@ def evaluate(
     images_per_prompt: Annotated[int, typer.Option(help="Images generated per prompt.", min=1)] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the prompt set, the images and the fresh renders.", min=0)] = 0,
     json_output: Annotated[bool, typer.Option("--json", help="Also print the result as one JSON document.")] = False,
-    temperature: Temperature = 1.0,
+    temperature: Temperature = 0.7,
     top_k: TopK = None,
     top_p: TopP = None,
     guidance_scale: GuidanceScale = 2.0,

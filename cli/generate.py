@@ -166,7 +166,7 @@ def generate(
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="'-' writes the single PNG to stdout instead of a file.")
     ] = None,
-    temperature: Temperature = 1.0,
+    temperature: Temperature = 0.7,
     top_k: TopK = None,
     top_p: TopP = None,
     guidance_scale: GuidanceScale = 2.0,
@@ -403,18 +403,27 @@ def info(
 
     A --grid contact sheet gives one object per image on it, with its `grid_index`.
 
+    A file without readable metadata gets an error line on stderr; the other files are
+    still printed, and the exit status is 2.
+
     Example:  dalle info outputs/*.png | jq -r '.prompt + " " + (.seed|tostring)'
     """
     from .pngmeta import MetadataError, read_all_metadata
 
+    failed = 0
     for path in images:
         try:
             entries = read_all_metadata(path)
         except MetadataError as exc:
-            raise UsageError(str(exc)) from exc
+            # One bad file in `dalle info outputs/*.png` should not hide the rest.
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
         for record, parameters, grid_index in entries:
             data: dict[str, Any] = {"path": str(path)}
             if grid_index is not None:
                 data["grid_index"] = grid_index
             data.update(record.to_json_dict(), parameters=parameters)
             emit(json.dumps(data, ensure_ascii=False))
+    if failed:
+        raise typer.Exit(code=2)

@@ -20,7 +20,9 @@ ProgressCallback = Callable[[int, int], None]  # (tokens done, tokens total)
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    temperature: float = 1.0  # 0 = greedy argmax, < 1 sharper, > 1 more random
+    # 0 = greedy argmax, < 1 sharper, > 1 more random. On the shipped model, 0.7 raised
+    # `dalle eval`'s all-correct rate over 1.0 (chosen on seed 1, checked on seed 0).
+    temperature: float = 0.7
     top_k: int | None = None  # keep only the k most likely tokens; None keeps all
     top_p: float | None = None  # keep the smallest set whose probability reaches p; None keeps all
     # 1 = no guidance, and higher follows the prompt more closely. `dalle eval` scored the

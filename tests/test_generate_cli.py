@@ -255,6 +255,22 @@ def test_info_rejects_foreign_png(tmp_path):
     assert "no dalle metadata" in result.stderr
 
 
+def test_info_goes_on_after_an_unreadable_file(tiny_model_path, tmp_path):
+    written = gen(tiny_model_path, tmp_path / "out", "red cat", "-n", "1", "--seed", "3")
+    assert written.returncode == 0, written.stderr
+    good = written.stdout.strip()
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (4, 4)).save(plain)
+
+    result = run_cli("info", str(plain), good)
+
+    assert result.returncode == 2
+    assert [json.loads(line)["seed"] for line in result.stdout.splitlines()] == [3]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(plain) in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_json_lines_parse(tiny_model_path, tmp_path):
     result = gen(tiny_model_path, tmp_path, "red cat", "blue bird", "-n", "2", "--json", "--seed", "1")
     rows = records(result)

@@ -95,7 +95,7 @@ def test_draw_matches_probabilities():
     probs = torch.tensor([0.1, 0.0, 0.6, 0.3])
     n = 20_000
     uniforms = torch.rand(n, generator=torch.Generator().manual_seed(0))
-    picks = _draw(probs.log().expand(n, -1), SamplingSettings(), uniforms)
+    picks = _draw(probs.log().expand(n, -1), SamplingSettings(temperature=1.0), uniforms)
     shares = torch.bincount(picks, minlength=4).float() / n
     assert shares[1] == 0.0
     assert torch.allclose(shares, probs, atol=0.015)
