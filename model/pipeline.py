@@ -29,6 +29,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL_NAME = "dalle-toy.safetensors"
 
 
+# Grids per VAE decode call; fixed so that pixels do not depend on the batch (see decode).
+# Eight grids in one call also decode several times faster per image than one at a time.
+DECODE_BATCH = 8
+
+
 def default_model_path() -> Path:
     """Path of the checkpoint shipped in the dalle.weights package."""
     from importlib.resources import files
@@ -143,10 +148,16 @@ class TextToImage:
         grid = self.vae.config.grid_size
         images: list[Image.Image] = []
         with torch.inference_mode():
-            # Decode one grid at a time, because the CPU convolutions round differently for other
-            # batch sizes. Batched decoding moved some pixels by one level for the same seed.
-            for row in tokens:
-                images.extend(to_pil(self.vae.decode(row.view(1, grid, grid))))
+            # The CPU convolutions round differently for different batch sizes, so a grid decoded
+            # with 3 others could differ by one level from the same grid decoded alone. Every call
+            # therefore decodes exactly DECODE_BATCH grids, padding the last chunk with copies;
+            # a grid's pixels then depend on nothing but the grid.
+            for start in range(0, len(tokens), DECODE_BATCH):
+                chunk = tokens[start : start + DECODE_BATCH].view(-1, grid, grid)
+                real = len(chunk)
+                if real < DECODE_BATCH:
+                    chunk = torch.cat([chunk, chunk[-1:].expand(DECODE_BATCH - real, grid, grid)])
+                images.extend(to_pil(self.vae.decode(chunk)[:real]))
         return images
 
     def sample_tokens(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from dalle.model import SamplingSettings, TextToImage, default_model_path, load_checkpoint
 from dalle.model.data import load_codes
 from PIL import Image
@@ -210,3 +211,16 @@ def test_shipped_model_same_pixels_any_batch_size():
     alone = [pipe.generate(prompts[:1], seed=i, batch_size=1)[0] for i in range(8)]
 
     assert [image.tobytes() for image in together] == [image.tobytes() for image in alone]
+
+
+def test_shipped_model_decodes_a_grid_the_same_beside_any_others():
+    # decode() pads every call to DECODE_BATCH grids; the pixels of one grid must then not
+    # depend on which grids share its call or on its place among them.
+    pipe = TextToImage.from_pretrained()
+    vocab = pipe.vae.config.codebook_size
+    tokens = torch.randint(0, vocab, (13, pipe.vae.config.grid_size**2), generator=torch.Generator().manual_seed(0))
+    alone = pipe.decode(tokens[:1])[0].tobytes()
+    for place in (0, 3, 7, 12):
+        mixed = tokens[1:].clone()
+        mixed = torch.cat([mixed[:place], tokens[:1], mixed[place:]])
+        assert pipe.decode(mixed)[place].tobytes() == alone
