@@ -403,7 +403,7 @@ def info(
 
     A --grid contact sheet gives one object per image on it, with its `grid_index`.
 
-    A file without readable metadata gets an error line on stderr; the other files are
+    A file without readable metadata gets an error line on stderr. The other files are
     still printed, and the exit status is 2.
 
     Example:  dalle info outputs/*.png | jq -r '.prompt + " " + (.seed|tostring)'

@@ -150,8 +150,7 @@ class TextToImage:
         with torch.inference_mode():
             # The CPU convolutions round differently for different batch sizes, so a grid decoded
             # with 3 others could differ by one level from the same grid decoded alone. Every call
-            # therefore decodes exactly DECODE_BATCH grids, padding the last chunk with copies;
-            # a grid's pixels then depend on nothing but the grid.
+            # therefore decodes exactly DECODE_BATCH grids, and copies pad the last chunk.
             for start in range(0, len(tokens), DECODE_BATCH):
                 chunk = tokens[start : start + DECODE_BATCH].view(-1, grid, grid)
                 real = len(chunk)

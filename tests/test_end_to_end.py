@@ -213,9 +213,9 @@ def test_shipped_model_same_pixels_any_batch_size():
     assert [image.tobytes() for image in together] == [image.tobytes() for image in alone]
 
 
-def test_shipped_model_decodes_a_grid_the_same_beside_any_others():
-    # decode() pads every call to DECODE_BATCH grids; the pixels of one grid must then not
-    # depend on which grids share its call or on its place among them.
+def test_decode_ignores_other_grids_in_call():
+    # decode() pads every call to DECODE_BATCH grids. The pixels of one grid must not depend
+    # on the other grids in its call or on its place among them.
     pipe = TextToImage.from_pretrained()
     vocab = pipe.vae.config.codebook_size
     tokens = torch.randint(0, vocab, (13, pipe.vae.config.grid_size**2), generator=torch.Generator().manual_seed(0))

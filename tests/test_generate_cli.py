@@ -267,7 +267,8 @@ def test_info_goes_on_after_an_unreadable_file(tiny_model_path, tmp_path):
     assert result.returncode == 2
     assert [json.loads(line)["seed"] for line in result.stdout.splitlines()] == [3]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and str(plain) in errors[0], result.stderr
+    assert len(errors) == 1, result.stderr
+    assert str(plain) in errors[0]
     assert "Traceback" not in result.stderr
 
 
