@@ -78,7 +78,10 @@ def main() -> None:
 
     print(f"- VAE reconstruction PSNR on {images.shape[0]} fresh renders: {recon_psnr:.2f} dB")
     print(f"- Codebook: {used} of {vae.config.codebook_size} entries used, perplexity {perplexity:.1f}")
-    print(f"- Grid: {len(PROMPTS)} prompts x {len(SEEDS)} seeds in {seconds:.0f} s, guidance {args.guidance_scale}")
+    print(
+        f"- Grid: {len(PROMPTS)} prompts x {len(SEEDS)} seeds in {seconds:.0f} s, "
+        f"guidance {settings.guidance_scale}, temperature {settings.temperature}"
+    )
     for i, (prompt, held_out) in enumerate(PROMPTS, start=1):
         print(f"{i}. {prompt}{' (held out)' if held_out else ''}")
 
