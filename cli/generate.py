@@ -180,7 +180,12 @@ def generate(
         bool, typer.Option("--json", help="Print one JSON object per image instead of its path.")
     ] = False,
     from_image: Annotated[
-        Path | None, typer.Option("--from", help="Regenerate the image described by this PNG's dalle metadata.")
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Regenerate the image described by this PNG's dalle metadata. Sampling options given "
+            "with it (--temperature, --top-k, --top-p, --guidance-scale, --candidates) replace the stored ones.",
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stderr but errors.")] = False,
     device: Device = "cpu",
@@ -223,6 +228,17 @@ def generate(
             "guidance_scale": record.guidance_scale,
             "candidates": record.candidates,
         }
+        # Typed sampling options replace the stored ones, so the same prompt and seed can be drawn another way.
+        sampling_options = {
+            "temperature": temperature,
+            "top_k": top_k,
+            "top_p": top_p,
+            "guidance_scale": guidance_scale,
+            "candidates": candidates,
+        }
+        for name, value in sampling_options.items():
+            if _options_given(context, name):
+                defaults[name] = value
     else:
         if not prompts and prompts_file is None:
             raise UsageError("no prompt given; pass a prompt, '-' for standard input, or --prompts FILE")

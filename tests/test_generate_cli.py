@@ -247,6 +247,22 @@ def test_metadata_info_and_from_reproduce_bytes(tiny_model_path, tmp_path):
     assert Path(again.stdout.strip()).read_bytes() == original.read_bytes()
 
 
+def test_from_with_sampling_overrides(tiny_model_path, tmp_path):
+    original = gen(tiny_model_path, tmp_path / "a", "red cat", "-n", "1", "--seed", "3")
+    assert original.returncode == 0, original.stderr
+    overrides = ["--temperature", "1.3", "--guidance-scale", "5", "--top-k", "20"]
+
+    again = gen(tiny_model_path, tmp_path / "b", "--from", original.stdout.strip(), *overrides)
+    direct = gen(tiny_model_path, tmp_path / "c", "red cat", "-n", "1", "--seed", "3", *overrides)
+
+    assert again.returncode == 0, again.stderr
+    assert direct.returncode == 0, direct.stderr
+    assert Path(again.stdout.strip()).read_bytes() == Path(direct.stdout.strip()).read_bytes()
+    info = json.loads(run_cli("info", again.stdout.strip()).stdout)
+    assert (info["temperature"], info["guidance_scale"], info["top_k"]) == (1.3, 5.0, 20)
+    assert info["seed"] == 3
+
+
 def test_info_rejects_foreign_png(tmp_path):
     plain = tmp_path / "plain.png"
     Image.new("RGB", (4, 4)).save(plain)
