@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .console import UsageError, emit, emit_bytes, progress_bar, setup_logging
+from .console import StdoutClosed, UsageError, emit, emit_bytes, progress_bar, setup_logging
 from .options import Device, GuidanceScale, Temperature, TopK, TopP
 from .prompts import PromptLine, iter_file
 
@@ -366,9 +366,15 @@ class _Writer:
             return
         path = self._claim(lambda i: output_name(i, job.seed, job.prompt), lambda tmp: save_png(image, tmp, record))
         if self.json_lines:
-            emit(json.dumps({"path": str(path), **record.to_json_dict()}, ensure_ascii=False))
+            line = json.dumps({"path": str(path), **record.to_json_dict()}, ensure_ascii=False)
         else:
-            emit(str(path))
+            line = str(path)
+        try:
+            emit(line)
+        except StdoutClosed:
+            # As in `dalle generate ... | head -1`: the file is complete, but no reader saw its path.
+            logger.warning("stdout was closed, so the path of %s was not printed; the file is complete", path)
+            raise
         if not sys.stderr.isatty():
             logger.info("wrote %s", path)
         if self.grid:

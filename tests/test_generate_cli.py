@@ -350,6 +350,29 @@ def test_head_closes_stdout_quietly(tiny_model_path, tmp_path):
     assert "BrokenPipe" not in result.stderr
 
 
+def test_closed_stdout_names_unlisted_file(tiny_model_path, tmp_path):
+    # A pipe whose read end is already closed: the first path printed fails, every time.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [*DALLE, "generate", "red cat", "-n", "1", "--model", str(tiny_model_path), "--out-dir", str(tmp_path)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+
+    assert result.returncode == 0, result.stderr
+    written = sorted(tmp_path.glob("*.png"))
+    assert len(written) == 1
+    assert f"{written[0]} was not printed" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_prompts_stream_before_stdin_ends(tiny_model_path, tmp_path):
     process = subprocess.Popen(
         [
