@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .console import emit, stderr_console
-from .options import Device, GuidanceScale, Temperature, TopK, TopP
+from .options import SAMPLING_FLAGS, Device, GuidanceScale, Temperature, TopK, TopP
 
 if TYPE_CHECKING:
     from dalle.model.evaluate import EvalResult
@@ -166,12 +166,13 @@ def evaluate(
         candidates=candidates,
         sampling=SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, guidance_scale=guidance_scale),
     )
+    settings.sampling.validate(None, names=SAMPLING_FLAGS)
     settings.validate()
     judge_path = judge or default_judge_path()
     model_path = model or default_model_path()
     pipe = TextToImage.from_pretrained(model_path, device=device)
     judge_model, _ = load_judge(judge_path)
-    settings.sampling.validate(pipe.transformer.config.image_vocab_size)
+    settings.sampling.validate(pipe.transformer.config.image_vocab_size, names=SAMPLING_FLAGS)
     logger.info("evaluating %s: %d prompts x %d images, seed %d", model_path, prompts, images_per_prompt, settings.seed)
 
     with _stage_progress() as update:

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from .console import StdoutClosed, UsageError, emit, emit_bytes, progress_bar, setup_logging
-from .options import Device, GuidanceScale, Temperature, TopK, TopP
+from .options import SAMPLING_FLAGS, Device, GuidanceScale, Temperature, TopK, TopP
 from .prompts import PromptLine, iter_file
 
 logger = logging.getLogger("dalle.cli")
@@ -203,7 +203,7 @@ def generate(
 
     from .pngmeta import MetadataError, read_metadata
 
-    SamplingSettings(temperature, top_k, top_p, guidance_scale).validate(image_vocab_size=None)
+    SamplingSettings(temperature, top_k, top_p, guidance_scale).validate(None, names=SAMPLING_FLAGS)
     if from_image is not None:
         if prompts or prompts_file is not None:
             raise UsageError("--from regenerates one image from its metadata; pass no prompts with it")
@@ -269,6 +269,10 @@ def generate(
             f"{from_image} was made with model sha256 {record.model_sha256[:12]}, but {model_path} has "
             f"{model_sha[:12]}; pass the model it was made with via --model"
         )
+    checked = SamplingSettings(
+        defaults["temperature"], defaults["top_k"], defaults["top_p"], defaults["guidance_scale"]
+    )
+    checked.validate(pipe.transformer.config.image_vocab_size, names=SAMPLING_FLAGS)
     seed_drawn = defaults["seed"] is None
     if seed_drawn:
         import secrets

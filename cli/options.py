@@ -13,3 +13,11 @@ GuidanceScale = Annotated[
     float, typer.Option(help="Classifier-free guidance; 1 turns it off, higher follows the prompt more.")
 ]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")]
+
+# Flags of the sampling settings, so that their errors name the option a user typed.
+SAMPLING_FLAGS = {
+    "temperature": "--temperature",
+    "top_k": "--top-k",
+    "top_p": "--top-p",
+    "guidance_scale": "--guidance-scale",
+}

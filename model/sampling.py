@@ -7,7 +7,7 @@ settings, never on which other images share the batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -29,21 +29,33 @@ class SamplingSettings:
     # shipped model best at 2 among 1.5, 2 and 3, because at 3 more subjects drift.
     guidance_scale: float = 2.0
 
-    def validate(self, image_vocab_size: int | None) -> None:
-        """Check the settings. With image_vocab_size None (model not loaded yet), top_k only needs to be >= 1."""
+    def validate(self, image_vocab_size: int | None, names: Mapping[str, str] | None = None) -> None:
+        """Check the settings. With image_vocab_size None (model not loaded yet), top_k only needs to be >= 1.
+
+        `names` maps field names to the names that errors should use instead, such as the CLI's
+        "--top-k" for "top_k".
+        """
+        names = names or {}
+        temperature_name = names.get("temperature", "temperature")
+        top_k_name = names.get("top_k", "top_k")
+        top_p_name = names.get("top_p", "top_p")
+        guidance_scale_name = names.get("guidance_scale", "guidance_scale")
+
         if not self.temperature >= 0.0:
-            raise ConfigError(f"invalid temperature={self.temperature}: must be >= 0; use e.g. 1.0")
+            raise ConfigError(f"invalid {temperature_name}={self.temperature}: must be >= 0; use e.g. 0.7, the default")
         if self.top_k is not None and image_vocab_size is None and self.top_k < 1:
-            raise ConfigError(f"invalid top_k={self.top_k}: must be >= 1; omit it to keep all tokens")
+            raise ConfigError(f"invalid {top_k_name}={self.top_k}: must be >= 1; omit it to keep all tokens")
         if self.top_k is not None and image_vocab_size is not None and not 1 <= self.top_k <= image_vocab_size:
             raise ConfigError(
-                f"invalid top_k={self.top_k}: must be between 1 and the codebook size {image_vocab_size}; "
+                f"invalid {top_k_name}={self.top_k}: must be between 1 and the codebook size {image_vocab_size}; "
                 "omit it to keep all tokens"
             )
         if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
-            raise ConfigError(f"invalid top_p={self.top_p}: must be in (0, 1]; omit it to keep all tokens")
+            raise ConfigError(f"invalid {top_p_name}={self.top_p}: must be in (0, 1]; omit it to keep all tokens")
         if not self.guidance_scale >= 0.0:
-            raise ConfigError(f"invalid guidance_scale={self.guidance_scale}: must be >= 0; use 1 for no guidance")
+            raise ConfigError(
+                f"invalid {guidance_scale_name}={self.guidance_scale}: must be >= 0; use 1 for no guidance"
+            )
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:

@@ -134,7 +134,7 @@ def test_batch_size_does_not_change_images(tiny_model_path, tmp_path):
         (["generate", "  "], "prompt 1 is empty"),
         (["generate", "cat", "--model", "missing.safetensors"], "model file not found: missing.safetensors"),
         (["generate", "cat", "--bogus"], "No such option: --bogus"),
-        (["generate", "cat", "--top-p", "1.5", "--model", "{model}"], "top_p=1.5"),
+        (["generate", "cat", "--top-p", "1.5", "--model", "{model}"], "--top-p=1.5"),
         (["generate", "cat", "--device", "tpu", "--model", "{model}"], "device 'tpu'"),
     ],
 )
@@ -181,7 +181,16 @@ def test_debug_shows_traceback(tmp_path):
 def test_top_k_zero_message():
     result = run_cli("generate", "red cat", "--top-k", "0")
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: invalid top_k=0: must be >= 1; omit it to keep all tokens"
+    assert result.stderr.strip() == "error: invalid --top-k=0: must be >= 1; omit it to keep all tokens"
+
+
+def test_top_k_above_codebook_names_flag(tiny_model_path, tmp_path):
+    result = run_cli(
+        "generate", "red cat", "--top-k", "5000", "--model", str(tiny_model_path), "--out-dir", str(tmp_path)
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: invalid --top-k=5000: must be between 1 and the codebook size")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_dataset_with_stray_file(tmp_path):

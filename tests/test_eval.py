@@ -178,7 +178,7 @@ def test_eval_without_json_prints_nothing_on_stdout(tiny_model_path, capsys):
     [
         (["--prompts", "5"], "invalid prompt count 5"),
         (["--images-per-prompt", "0"], "--images-per-prompt"),
-        (["--temperature", "-1"], "invalid temperature=-1.0"),
+        (["--temperature", "-1"], "invalid --temperature=-1.0"),
         (["--model", "absent.safetensors"], "model file not found: absent.safetensors"),
         (["--judge", "absent.safetensors"], "judge file not found: absent.safetensors"),
         (["--device", "tpu"], "device 'tpu'"),
