@@ -135,7 +135,10 @@ def test_batch_size_does_not_change_images(tiny_model_path, tmp_path):
         (["generate", "cat", "--model", "missing.safetensors"], "model file not found: missing.safetensors"),
         (["generate", "cat", "--bogus"], "No such option: --bogus"),
         (["generate", "cat", "--top-p", "1.5", "--model", "{model}"], "--top-p=1.5"),
-        (["generate", "cat", "--device", "tpu", "--model", "{model}"], "device 'tpu'"),
+        (
+            ["generate", "cat", "--device", "tpu", "--model", "{model}"],
+            "invalid device 'tpu': use cpu, cuda, cuda:N or auto",
+        ),
     ],
 )
 def test_bad_input_one_line_exit_2(tiny_model_path, tmp_path, args, message):
