@@ -204,6 +204,13 @@ def generate(
     from .pngmeta import MetadataError, read_metadata
 
     SamplingSettings(temperature, top_k, top_p, guidance_scale).validate(None, names=SAMPLING_FLAGS)
+    sampling_options = {
+        "temperature": temperature,
+        "top_k": top_k,
+        "top_p": top_p,
+        "guidance_scale": guidance_scale,
+        "candidates": candidates,
+    }
     if from_image is not None:
         if prompts or prompts_file is not None:
             raise UsageError("--from regenerates one image from its metadata; pass no prompts with it")
@@ -229,13 +236,6 @@ def generate(
             "candidates": record.candidates,
         }
         # Typed sampling options replace the stored ones, so the same prompt and seed can be drawn another way.
-        sampling_options = {
-            "temperature": temperature,
-            "top_k": top_k,
-            "top_p": top_p,
-            "guidance_scale": guidance_scale,
-            "candidates": candidates,
-        }
         for name, value in sampling_options.items():
             if _options_given(context, name):
                 defaults[name] = value
@@ -243,15 +243,7 @@ def generate(
         if not prompts and prompts_file is None:
             raise UsageError("no prompt given; pass a prompt, '-' for standard input, or --prompts FILE")
         lines, known_count = _prompt_lines(prompts, prompts_file)
-        defaults = {
-            "n": n,
-            "seed": seed,
-            "temperature": temperature,
-            "top_k": top_k,
-            "top_p": top_p,
-            "guidance_scale": guidance_scale,
-            "candidates": candidates,
-        }
+        defaults = {"n": n, "seed": seed, **sampling_options}
     to_stdout = output == "-"
     if to_stdout and grid:
         raise UsageError("--grid writes a contact sheet file beside the images; drop --grid or -o -")

@@ -48,7 +48,7 @@ def resolve_device(device: str) -> torch.device:
     try:
         resolved = torch.device(device)
     except RuntimeError as exc:
-        # torch's own message lists every device type it knows, most of which dalle cannot use.
+        # torch's own message lists every device type it supports, and dalle can use only cpu and cuda.
         raise ConfigError(f"invalid device {device!r}: use cpu, cuda, cuda:N or auto") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} requested but CUDA is not available; use --device cpu")

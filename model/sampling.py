@@ -36,10 +36,9 @@ class SamplingSettings:
         "--top-k" for "top_k".
         """
         names = names or {}
-        temperature_name = names.get("temperature", "temperature")
-        top_k_name = names.get("top_k", "top_k")
-        top_p_name = names.get("top_p", "top_p")
-        guidance_scale_name = names.get("guidance_scale", "guidance_scale")
+        temperature_name, top_k_name, top_p_name, guidance_scale_name = (
+            names.get(field, field) for field in ("temperature", "top_k", "top_p", "guidance_scale")
+        )
 
         if not self.temperature >= 0.0:
             raise ConfigError(f"invalid {temperature_name}={self.temperature}: must be >= 0; use e.g. 0.7, the default")
