@@ -51,7 +51,7 @@ $(WB)/data.done: | install
 
 $(WB)/vae.done: $(WB)/data.done
 	$(DALLE) train vae $(WB)/toyworld --out $(WB)/vae.safetensors --steps $(VAE_STEPS) --batch-size 32 \
-		--lr 2e-3 --hidden-dims 64,128,256 --num-res-blocks 2 --codebook-size 1024 --recon-loss l1 --amp bf16 \
+		--lr 2e-3 --hidden-dims 64,128,256 --num-res-blocks 2 --codebook-size 1024 --recon-loss l1 --amp auto \
 		--checkpoint-every 500 --seed $(WEIGHTS_SEED) --device cpu --resume
 	touch $@
 
@@ -62,7 +62,7 @@ $(WB)/codes.done: $(WB)/vae.done
 $(WB)/transformer.done: $(WB)/codes.done
 	$(DALLE) train transformer $(WB)/codes.safetensors --vae $(WB)/vae.safetensors --out $(WB)/dalle-toy.safetensors \
 		--steps $(TRANSFORMER_STEPS) --batch-size 64 --lr 1e-3 --text-len 32 --vocab-size 1024 \
-		--n-layer 6 --n-head 8 --n-embd 256 --caption-dropout 0.1 --amp bf16 --dtype float16 \
+		--n-layer 6 --n-head 8 --n-embd 256 --caption-dropout 0.1 --amp auto --dtype float16 \
 		--checkpoint-every 400 --sample-prompt "$(PROMPT)" --sample-prompt "一个穿着西服的橙色恐龙" \
 		--seed $(WEIGHTS_SEED) --device cpu --resume
 	touch $@

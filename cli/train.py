@@ -19,7 +19,12 @@ train_app = typer.Typer(help="Train the VAE, then the transformer.", no_args_is_
 data_app = typer.Typer(help="Make datasets.", no_args_is_help=True)
 
 DataArg = Annotated[Path, typer.Argument(help="Folder of images with same-stem .txt captions.", show_default=False)]
-AmpOption = Annotated[str, typer.Option(help="none, or bf16 for bfloat16 autocast (faster on bf16 hardware).")]
+AmpOption = Annotated[
+    str,
+    typer.Option(
+        help="none (float32), bf16 (bfloat16 autocast), or auto: bf16 where the device runs it natively, else none."
+    ),
+]
 
 
 class _LogEvery:

@@ -31,3 +31,19 @@ def test_vae_resume_matches_whole_run(tmp_path):
     resumed = train_vae(images, TINY_VAE, _settings(4, "none"), tmp_path / "split.safetensors", resume=True)
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-5), name
+
+
+def test_amp_auto_resolves_by_native_support(tmp_path, monkeypatch, caplog):
+    import dalle.model.train as train
+
+    for native, expected in ((False, "none"), (True, "bf16")):
+        monkeypatch.setattr(train, "native_bf16", lambda device, native=native: native)
+        out = tmp_path / f"vae-{expected}.safetensors"
+        train_vae(_images(), TINY_VAE, _settings(2, "auto"), out)
+        assert load_checkpoint(out).training["amp"] == expected
+
+    # An explicit bf16 request is kept, with a warning that names the way out.
+    monkeypatch.setattr(train, "native_bf16", lambda device: False)
+    with caplog.at_level("WARNING", logger="dalle.model.train"):
+        assert train.resolve_amp("bf16", torch.device("cpu")) == "bf16"
+    assert "use --amp none or --amp auto" in caplog.text
