@@ -151,7 +151,9 @@ def generate(
     context: typer.Context,
     prompts: Annotated[
         list[str] | None,
-        typer.Argument(help="Prompts; '-' reads one prompt per line from standard input.", show_default=False),
+        typer.Argument(
+            help="Prompts; '-' reads one prompt per line from standard input.", show_default=False, metavar="PROMPT"
+        ),
     ] = None,
     prompts_file: Annotated[
         Path | None, typer.Option("--prompts", help="File with one prompt per line; '-' for standard input.")
@@ -415,7 +417,9 @@ def _options_given(context: typer.Context, *names: str) -> list[str]:
 
 
 def info(
-    images: Annotated[list[Path], typer.Argument(help="PNG files written by dalle generate.", show_default=False)],
+    images: Annotated[
+        list[Path], typer.Argument(help="PNG files written by dalle generate.", show_default=False, metavar="IMAGE")
+    ],
 ) -> None:
     """Print the generation settings stored in PNG files, one JSON object per image.
 

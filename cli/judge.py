@@ -20,7 +20,7 @@ EXAMPLES = """Example:
 
 
 def train_judge(
-    out: Annotated[Path, typer.Argument(help="Judge file to write (.safetensors).", show_default=False)],
+    out: Annotated[Path, typer.Argument(help="Judge file to write (.safetensors).", show_default=False, metavar="OUT")],
     steps: Annotated[int, typer.Option(help="Optimizer steps.", min=1)] = 1000,
     batch_size: Annotated[int, typer.Option(help="Fresh renders per step.", min=1)] = 64,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,

@@ -18,7 +18,9 @@ logger = logging.getLogger("dalle.cli")
 train_app = typer.Typer(help="Train the VAE, then the transformer.", no_args_is_help=True)
 data_app = typer.Typer(help="Make datasets.", no_args_is_help=True)
 
-DataArg = Annotated[Path, typer.Argument(help="Folder of images with same-stem .txt captions.", show_default=False)]
+DataArg = Annotated[
+    Path, typer.Argument(help="Folder of images with same-stem .txt captions.", show_default=False, metavar="DATA")
+]
 AmpOption = Annotated[
     str,
     typer.Option(
@@ -135,7 +137,8 @@ def train_vae(
 )
 def train_transformer(
     data: Annotated[
-        Path, typer.Argument(help="Image folder, or a codes file from `dalle encode`.", show_default=False)
+        Path,
+        typer.Argument(help="Image folder, or a codes file from `dalle encode`.", show_default=False, metavar="DATA"),
     ],
     vae: Annotated[Path, typer.Option(help="VAE checkpoint from `dalle train vae`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (.safetensors).")] = Path(
@@ -271,7 +274,9 @@ def encode(
 
 @data_app.command("toyworld", epilog="Example:\n\n  dalle data toyworld data/toy --count 20000 --seed 0")
 def toyworld(
-    out: Annotated[Path, typer.Argument(help="Folder to write images and captions into.", show_default=False)],
+    out: Annotated[
+        Path, typer.Argument(help="Folder to write images and captions into.", show_default=False, metavar="OUT")
+    ],
     count: Annotated[int, typer.Option(help="Number of images.", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same dataset.")] = 0,
     image_size: Annotated[int, typer.Option(help="Side of the images, in pixels.", min=16)] = 64,

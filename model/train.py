@@ -65,10 +65,12 @@ def native_bf16(device: torch.device) -> bool:
 def resolve_amp(amp: str, device: torch.device) -> str:
     """Turn "auto" into "bf16" or "none" for `device`, and warn when bf16 will be emulated."""
     native = native_bf16(device)
+    if amp == "auto" and native:
+        logger.info("--amp auto picked bfloat16 autocast, which runs natively on %s", device)
+        return "bf16"
     if amp == "auto":
-        chosen = "bf16" if native else "none"
-        logger.info("--amp auto: %s on %s", "bfloat16 autocast" if native else "float32", device)
-        return chosen
+        logger.info("--amp auto picked float32, because bfloat16 is not native on %s", device)
+        return "none"
     if amp == "bf16" and not native:
         logger.warning(
             "bfloat16 has no native support on %s, so --amp bf16 runs many times slower than float32; "
