@@ -55,8 +55,8 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        # NOTE: torch has no public probe for this, so the private oneDNN one is used. In torch's
-        # source it checks for AVX-512 BW, VL and DQ; it returned False on an AVX2-only AMD EPYC.
+        # NOTE: torch has no public probe for this, so this calls the private oneDNN one, which torch's
+        # own tests use to decide whether to test bfloat16. It returned False on an AVX2-only AMD EPYC.
         probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
         return bool(probe()) if probe is not None else False
     return False
@@ -64,6 +64,9 @@ def native_bf16(device: torch.device) -> bool:
 
 def resolve_amp(amp: str, device: torch.device) -> str:
     """Turn "auto" into "bf16" or "none" for `device`, and warn when bf16 will be emulated."""
+    if amp == "none":
+        return amp
+
     native = native_bf16(device)
     if amp == "auto" and native:
         logger.info("--amp auto picked bfloat16 autocast, which runs natively on %s", device)
@@ -71,7 +74,7 @@ def resolve_amp(amp: str, device: torch.device) -> str:
     if amp == "auto":
         logger.info("--amp auto picked float32, because bfloat16 is not native on %s", device)
         return "none"
-    if amp == "bf16" and not native:
+    if not native:
         logger.warning(
             "bfloat16 has no native support on %s, so --amp bf16 runs many times slower than float32; "
             "use --amp none or --amp auto",
