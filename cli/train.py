@@ -10,6 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from .console import emit, progress_bar
+from .finetune import EXAMPLES as DECODER_EXAMPLES
+from .finetune import train_decoder
 from .judge import EXAMPLES as JUDGE_EXAMPLES
 from .judge import train_judge
 
@@ -235,6 +237,7 @@ def train_transformer(
     emit(str(out))
 
 
+train_app.command("decoder", epilog=DECODER_EXAMPLES)(train_decoder)
 train_app.command("judge", epilog=JUDGE_EXAMPLES)(train_judge)
 
 

@@ -44,6 +44,7 @@ class Checkpoint:
     transformer: DalleTransformer | None = None
     tokenizer: CaptionTokenizer | None = None
     training: dict[str, Any] = field(default_factory=dict)
+    dtype: str = "float32"  # tensor type in the file; loading always gives float32 modules
 
 
 def save_checkpoint(
@@ -171,7 +172,7 @@ def load_checkpoint(path: str | os.PathLike[str], require_transformer: bool = Fa
     vae = DiscreteVAE(vae_config)
     _load_state("vae", vae, tensors, path, dtype)
     vae.eval()
-    checkpoint = Checkpoint(path=path, vae=vae, training=training)
+    checkpoint = Checkpoint(path=path, vae=vae, training=training, dtype=dtype_name)
 
     if "transformer_config" not in metadata:
         if require_transformer:

@@ -1,0 +1,131 @@
+"""Decoder fine-tuning: sharper reconstructions without changing any image token.
+
+The encoder and codebook stay frozen, so every image maps to the same codes as
+before and a transformer trained on those codes stays valid. Only the decoder
+learns, with a mean squared error loss, because PSNR is a function of the mean
+squared error. During VAE training the decoder trains with L1 on codes that keep
+moving; here it fits the final codes, which stay fixed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import Checkpoint, save_checkpoint
+from .data import to_model_range, to_pil
+from .errors import ConfigError
+from .train import (
+    ProgressFn,
+    TrainProgress,
+    TrainSettings,
+    learning_rate,
+    load_state,
+    resolve_amp,
+    save_grid,
+    save_state,
+    state_path,
+)
+from .vae import DiscreteVAE
+
+logger = logging.getLogger(__name__)
+
+
+def finetune_decoder(
+    images: torch.Tensor,
+    checkpoint: Checkpoint,
+    settings: TrainSettings,
+    out: Path,
+    dtype: str = "float32",
+    resume: bool = False,
+    progress: ProgressFn | None = None,
+) -> DiscreteVAE:
+    """Train the decoder of `checkpoint` on uint8 images (N, 3, H, W) and save the checkpoint to `out`.
+
+    The transformer and tokenizer, when present, are saved unchanged beside the
+    new decoder. Every checkpoint also writes `<out stem>-samples/step-N.png`:
+    originals on the top row, reconstructions below.
+    """
+    settings.validate()
+    vae = checkpoint.vae
+    if images.shape[-1] != vae.config.image_size:
+        raise ConfigError(
+            f"images are {images.shape[-1]} px but the VAE takes image_size={vae.config.image_size}; reload them"
+        )
+    torch.manual_seed(settings.seed)
+    device = torch.device(settings.device)
+    settings = replace(settings, amp=resolve_amp(settings.amp, device))
+
+    # 1. Freeze everything but the decoder. encode() never updates the EMA codebook, only forward() does.
+    vae = vae.to(device, memory_format=torch.channels_last).eval()
+    vae.requires_grad_(False)
+    vae.decoder.requires_grad_(True)
+    optimizer = torch.optim.AdamW(vae.decoder.parameters(), lr=settings.lr, weight_decay=0.0)
+    start = 0
+    if resume and state_path(out).exists():
+        start = load_state(state_path(out), vae.decoder, optimizer)
+        logger.info("resuming decoder fine-tuning from step %d", start)
+    preview = to_model_range(images[:8]).to(device)
+    generator = torch.Generator().manual_seed(settings.seed)
+    started = time.monotonic()
+
+    for step in range(start, settings.steps):
+        # 2. Encode a batch with the frozen encoder. The batch depends only on the step, so resuming repeats it.
+        generator.manual_seed(settings.seed * 1_000_003 + step)
+        batch = to_model_range(images[torch.randint(0, images.shape[0], (settings.batch_size,), generator=generator)])
+        batch = batch.to(device).contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            quantized = vae.embed(vae.encode(batch))  # (B, D, h, w)
+
+        # 3. Decode and step on the mean squared error.
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(settings, step)
+        with settings.autocast():
+            reconstruction = vae.decoder(quantized).float()
+        loss = F.mse_loss(reconstruction, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+        done = step + 1
+        if progress is not None:
+            progress(TrainProgress(done, settings.steps, loss.item()))
+        if done % settings.checkpoint_every == 0 or done == settings.steps:
+            _save(vae, checkpoint, settings, out, preview, done, int(images.shape[0]), started, dtype)
+            save_state(state_path(out), vae.decoder, optimizer, done)
+    return vae
+
+
+def _save(
+    vae: DiscreteVAE,
+    checkpoint: Checkpoint,
+    settings: TrainSettings,
+    out: Path,
+    preview: torch.Tensor,
+    step: int,
+    image_count: int,
+    started: float,
+    dtype: str,
+) -> None:
+    with torch.no_grad():
+        reconstruction = vae.decode(vae.encode(preview))
+    samples = out.with_name(out.stem + "-samples")
+    samples.mkdir(parents=True, exist_ok=True)
+    save_grid(to_pil(torch.cat([preview, reconstruction])), samples / f"step-{step:06d}.png", columns=8)
+
+    facts = {
+        "steps": step,
+        "batch_size": settings.batch_size,
+        "lr": settings.lr,
+        "images": image_count,
+        "train_seconds": round(time.monotonic() - started, 1),
+        "amp": settings.amp,
+    }
+    # The facts of earlier runs stay: they describe the encoder, codebook and transformer, which did not change.
+    training = {**checkpoint.training, "decoder_finetune": facts}
+    save_checkpoint(out, vae, checkpoint.transformer, checkpoint.tokenizer, training=training, dtype=dtype)

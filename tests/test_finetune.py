@@ -1,0 +1,135 @@
+"""Decoder fine-tuning: the decoder learns, tokens and the transformer stay as they were."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from dalle.model.checkpoint import load_checkpoint, save_checkpoint
+from dalle.model.data import to_model_range
+from dalle.model.finetune import finetune_decoder
+from dalle.model.toyworld import random_scene, render, write_dataset
+from dalle.model.train import TrainProgress, TrainSettings
+
+from .conftest import tiny_parts
+
+
+def _images(count: int = 16) -> torch.Tensor:
+    """Toy-world renders (uint8, N x 3 x 16 x 16): unlike noise, a decoder can learn to draw them."""
+    rng = random.Random(1)
+    arrays = [np.asarray(render(random_scene(rng), 16, seed=i)) for i in range(count)]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def _settings(steps: int) -> TrainSettings:
+    return TrainSettings(steps=steps, batch_size=8, lr=1e-2, warmup_steps=1, checkpoint_every=10, device="cpu")
+
+
+def _reconstruction_mse(vae: torch.nn.Module, images: torch.Tensor) -> float:
+    batch = to_model_range(images)
+    return F.mse_loss(vae.decode(vae.encode(batch)), batch).item()
+
+
+def test_finetune_lowers_error_keeps_tokens(tmp_path):
+    vae, transformer, tokenizer = tiny_parts()
+    source = tmp_path / "model.safetensors"
+    save_checkpoint(source, vae, transformer, tokenizer, training={"kind": "transformer", "steps": 7})
+    images = _images()
+    before = load_checkpoint(source)
+    codes_before = before.vae.encode(to_model_range(images))
+    error_before = _reconstruction_mse(before.vae, images)
+
+    out = tmp_path / "sharp.safetensors"
+    finetune_decoder(images, load_checkpoint(source), _settings(60), out)
+
+    after = load_checkpoint(out)
+    assert torch.equal(after.vae.encode(to_model_range(images)), codes_before)
+    assert _reconstruction_mse(after.vae, images) < 0.9 * error_before
+    for name, tensor in before.transformer.state_dict().items():
+        assert torch.equal(after.transformer.state_dict()[name], tensor), name
+    assert after.tokenizer.tokenizer_json == before.tokenizer.tokenizer_json
+    assert after.training["steps"] == 7
+    assert after.training["decoder_finetune"]["steps"] == 60
+    assert (tmp_path / "sharp-samples" / "step-000060.png").exists()
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _stop_at(step: int):
+    def progress(p: TrainProgress) -> None:
+        if p.step == step:
+            raise _Interrupt
+
+    return progress
+
+
+def test_finetune_resume_matches_whole_run(tmp_path):
+    vae, _, _ = tiny_parts()
+    source = tmp_path / "vae.safetensors"
+    save_checkpoint(source, vae)
+    images = _images()
+    whole = finetune_decoder(images, load_checkpoint(source), _settings(20), tmp_path / "whole.safetensors")
+
+    # Stop after step 13: the last saved state is step 10, so resuming repeats steps 11 to 13.
+    split = tmp_path / "split.safetensors"
+    with pytest.raises(_Interrupt):
+        finetune_decoder(images, load_checkpoint(source), _settings(20), split, progress=_stop_at(13))
+    resumed = finetune_decoder(images, load_checkpoint(source), _settings(20), split, resume=True)
+    for (name, a), b in zip(whole.decoder.state_dict().items(), resumed.decoder.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5), name
+
+
+def test_finetune_keeps_checkpoint_dtype(tmp_path):
+    vae, transformer, tokenizer = tiny_parts()
+    source = tmp_path / "half.safetensors"
+    save_checkpoint(source, vae, transformer, tokenizer, dtype="float16")
+    checkpoint = load_checkpoint(source)
+    assert checkpoint.dtype == "float16"
+    out = tmp_path / "out.safetensors"
+    finetune_decoder(_images(), checkpoint, _settings(2), out, dtype=checkpoint.dtype)
+    assert load_checkpoint(out).dtype == "float16"
+
+
+def test_cli_decoder_writes_checkpoint(tmp_path):
+    data = tmp_path / "data"
+    write_dataset(data, 12, seed=0, image_size=16)
+    vae, transformer, tokenizer = tiny_parts()
+    source = tmp_path / "model.safetensors"
+    save_checkpoint(source, vae, transformer, tokenizer, dtype="float16")
+    out = tmp_path / "sharp.safetensors"
+    args = ["train", "decoder", str(data), "--model", str(source), "--out", str(out), "--steps", "3"]
+    result = subprocess.run(
+        [sys.executable, "-m", "dalle.cli", *args, "--batch-size", "4", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{out}\n"
+    assert load_checkpoint(out).dtype == "float16"
+
+
+def test_cli_decoder_bad_dtype_exit_2(tmp_path):
+    vae, _, _ = tiny_parts()
+    source = tmp_path / "vae.safetensors"
+    save_checkpoint(source, vae)
+    args = ["train", "decoder", str(tmp_path), "--model", str(source), "--out", str(tmp_path / "x.safetensors")]
+    result = subprocess.run(
+        [sys.executable, "-m", "dalle.cli", *args, "--dtype", "int8"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "invalid --dtype 'int8'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "x.safetensors").exists()
