@@ -14,9 +14,9 @@ logger = logging.getLogger("dalle.cli")
 
 EXAMPLES = """Examples:
 
-  dalle train decoder data/toy --model dalle.safetensors --out dalle-sharp.safetensors --steps 2000
+  dalle train decoder data/toy --model dalle.safetensors -o sharp.safetensors
 
-  dalle train decoder data/toy --model vae.safetensors --out vae-sharp.safetensors --amp auto
+  dalle train decoder data/toy --model vae.safetensors -o vae2.safetensors
 """
 
 
@@ -32,7 +32,10 @@ def train_decoder(
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-4,
     dtype: Annotated[
         str | None,
-        typer.Option(help="Tensor type of the saved checkpoint: float32, float16 or bfloat16. [default: as --model]"),
+        typer.Option(
+            help="Tensor type of the saved checkpoint: float32, float16 or bfloat16. It applies to the frozen "
+            "encoder and codebook too, so a coarser type than --model's can change a few tokens. [default: as --model]"
+        ),
     ] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints and sample grids.", min=1)] = 500,
     seed: Annotated[int, typer.Option(help="Seed for the batch order.")] = 0,
@@ -56,7 +59,7 @@ def train_decoder(
     from dalle.model.pipeline import resolve_device
     from dalle.model.train import TrainSettings
 
-    from .train import _load_dataset, _LogEvery
+    from .train import _load_dataset, _LogEvery, prepare_out
 
     if dtype is not None and dtype not in DTYPES:
         raise ConfigError(f"invalid --dtype {dtype!r}: use float32, float16 or bfloat16, or leave it out")
@@ -71,9 +74,9 @@ def train_decoder(
         amp=amp,
     )
     settings.validate()
+    prepare_out(out)
     checkpoint = load_checkpoint(model)
     images, _ = _load_dataset(data, checkpoint.vae.config.image_size)
-    out.parent.mkdir(parents=True, exist_ok=True)
     log = _LogEvery("decoder", max(1, steps // 20))
     with progress_bar("train decoder", steps) as update:
 

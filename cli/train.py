@@ -44,10 +44,24 @@ class _LogEvery:
             return
         elapsed = time.monotonic() - self.started
         eta = elapsed / step * (total - step)
-        extra = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        extra = "".join(f" {k} {v:.4f}" for k, v in metrics.items())
         logger.info(
-            "%s step %d/%d loss %.4f %s elapsed %.0fs eta %.0fs", self.name, step, total, loss, extra, elapsed, eta
+            "%s step %d/%d loss %.4f%s elapsed %.0fs eta %.0fs", self.name, step, total, loss, extra, elapsed, eta
         )
+
+
+def prepare_out(out: Path) -> None:
+    """Create the folder of checkpoint `out` before training, so a bad --out fails before the first step."""
+    from dalle.model.errors import ConfigError
+
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; pass a file path such as {out / 'model.safetensors'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the folder of --out {out} ({exc.strerror}); pass a path in a writable folder"
+        ) from exc
 
 
 def _load_dataset(data: Path, image_size: int) -> tuple[Any, list[list[str]]]:
@@ -115,7 +129,7 @@ def train_vae(
         amp=amp,
     )
     settings.validate()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    prepare_out(out)
     images, _ = _load_dataset(data, image_size)
     log = _LogEvery("vae", max(1, steps // 20))
     with progress_bar("train vae", steps) as update:
@@ -213,7 +227,7 @@ def train_transformer(
         n_embd=n_embd,
         caption_dropout=caption_dropout,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
+    prepare_out(out)
     log = _LogEvery("transformer", max(1, steps // 50))
     with progress_bar("train transformer", steps) as update:
 

@@ -9,6 +9,7 @@ moving; here it fits the final codes, which stay fixed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import replace
@@ -67,9 +68,12 @@ def finetune_decoder(
     vae.decoder.requires_grad_(True)
     optimizer = torch.optim.AdamW(vae.decoder.parameters(), lr=settings.lr, weight_decay=0.0)
     start = 0
+    base = frozen_fingerprint(checkpoint)
     if resume and state_path(out).exists():
-        start = load_state(state_path(out), vae.decoder, optimizer)
+        start = load_state(state_path(out), vae.decoder, optimizer, kind="decoder", base=base)
         logger.info("resuming decoder fine-tuning from step %d", start)
+    elif resume:
+        logger.info("no training state at %s, so fine-tuning starts at step 0", state_path(out))
     preview = to_model_range(images[:8]).to(device)
     generator = torch.Generator().manual_seed(settings.seed)
     started = time.monotonic()
@@ -97,8 +101,23 @@ def finetune_decoder(
             progress(TrainProgress(done, settings.steps, loss.item()))
         if done % settings.checkpoint_every == 0 or done == settings.steps:
             _save(vae, checkpoint, settings, out, preview, done, int(images.shape[0]), started, dtype)
-            save_state(state_path(out), vae.decoder, optimizer, done)
+            save_state(state_path(out), vae.decoder, optimizer, done, kind="decoder", base=base)
     return vae
+
+
+def frozen_fingerprint(checkpoint: Checkpoint) -> str:
+    """SHA-256 over every tensor that fine-tuning leaves alone: encoder, codebook and transformer."""
+    digest = hashlib.sha256(checkpoint.vae.config.to_json().encode())
+    modules = {"vae": checkpoint.vae, "transformer": checkpoint.transformer}
+    for prefix, module in modules.items():
+        if module is None:
+            continue
+        for name, tensor in sorted(module.state_dict().items()):
+            if prefix == "vae" and name.startswith("decoder."):
+                continue
+            digest.update(f"{prefix}.{name}".encode())
+            digest.update(tensor.detach().to("cpu", torch.float16).contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _save(

@@ -23,7 +23,7 @@ from PIL import Image
 from .checkpoint import save_checkpoint
 from .config import TransformerConfig, VAEConfig
 from .data import to_model_range, to_pil
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 from .files import write_atomic
 from .sampling import SamplingSettings, sample_image_tokens
 from .tokenizer import CaptionTokenizer, train_tokenizer, words
@@ -56,7 +56,8 @@ def native_bf16(device: torch.device) -> bool:
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
         # NOTE: torch has no public probe for this, so this calls the private oneDNN one, which torch's
-        # own tests use to decide whether to test bfloat16. It returned False on an AVX2-only AMD EPYC.
+        # own tests use to decide whether to test bfloat16. It returned False on an AVX2-only AMD EPYC,
+        # and True on a CPU with avx512_bf16.
         probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
         return bool(probe()) if probe is not None else False
     return False
@@ -127,8 +128,15 @@ def state_path(out: Path) -> Path:
     return out.with_name(out.stem + ".state.safetensors")
 
 
-def save_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
-    """Save what resuming needs: model tensors, optimizer moments and the step, as safetensors."""
+def save_state(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, kind: str, base: str = ""
+) -> None:
+    """Save what resuming needs: model tensors, optimizer moments and the step, as safetensors.
+
+    `kind` names the command that trains ("vae", "transformer", "decoder") and `base`
+    fingerprints any frozen model the training builds on, so load_state can reject a
+    state file that belongs to another run.
+    """
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -137,18 +145,38 @@ def save_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
         for key, value in state.items():
             if torch.is_tensor(value):
                 tensors[f"optim.{index}.{key}"] = value.detach().cpu().reshape(value.shape).contiguous()
-    metadata = {"step": str(step), "param_groups": json.dumps(opt_state["param_groups"])}
+    metadata = {"step": str(step), "param_groups": json.dumps(opt_state["param_groups"]), "kind": kind, "base": base}
     write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
-def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, kind: str, base: str = "") -> int:
     """Restore a training state saved by save_state; return the step to continue from."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt", device="cpu") as handle:
         metadata = handle.metadata()
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+
+    # State files written before `kind` was recorded have none, and are checked by tensor names only.
+    written_by = metadata.get("kind", kind)
+    start_over = "pick another --out, or delete the state file to start over"
+    if written_by != kind:
+        raise CheckpointError(
+            f"cannot resume: {path} is the training state of `dalle train {written_by}`, "
+            f"not `dalle train {kind}`; {start_over}"
+        )
+    if metadata.get("base", "") != base:
+        raise CheckpointError(
+            f"cannot resume: {path} was saved while training on another --model; "
+            f"pass the same --model as before, or {start_over}"
+        )
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"cannot resume: the tensors in {path} do not fit this model ({str(exc).splitlines()[0]}); {start_over}"
+        ) from exc
+
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -198,7 +226,7 @@ def train_vae(
     optimizer = torch.optim.AdamW(vae.parameters(), lr=settings.lr, weight_decay=0.0)
     start = 0
     if resume and state_path(out).exists():
-        start = load_state(state_path(out), vae, optimizer)
+        start = load_state(state_path(out), vae, optimizer, kind="vae")
         logger.info("resuming VAE training from step %d", start)
     generator = torch.Generator().manual_seed(settings.seed)
     preview = to_model_range(images[:8]).to(device)
@@ -235,7 +263,7 @@ def train_vae(
             facts["amp"] = settings.amp
             save_checkpoint(out, vae.eval(), training=facts)
             vae.train()
-            save_state(state_path(out), vae, optimizer, done)
+            save_state(state_path(out), vae, optimizer, done, kind="vae")
     vae.eval()
     return vae
 
@@ -295,7 +323,7 @@ def train_transformer(
     )
     start = 0
     if resume and state_path(out).exists():
-        start = load_state(state_path(out), model, optimizer)
+        start = load_state(state_path(out), model, optimizer, kind="transformer")
         logger.info("resuming transformer training from step %d", start)
 
     caption_ids = encode_captions(tokenizer, captions)
@@ -339,7 +367,7 @@ def train_transformer(
                 "amp": settings.amp,
             }
             save_checkpoint(out, vae, model, tokenizer, training=facts, dtype=dtype)
-            save_state(state_path(out), model, optimizer, done)
+            save_state(state_path(out), model, optimizer, done, kind="transformer")
             model.train()
     model.eval()
     return model

@@ -12,11 +12,12 @@ import torch
 import torch.nn.functional as F
 from dalle.model.checkpoint import load_checkpoint, save_checkpoint
 from dalle.model.data import to_model_range
+from dalle.model.errors import CheckpointError
 from dalle.model.finetune import finetune_decoder
 from dalle.model.toyworld import random_scene, render, write_dataset
-from dalle.model.train import TrainProgress, TrainSettings
+from dalle.model.train import TrainProgress, TrainSettings, train_vae
 
-from .conftest import tiny_parts
+from .conftest import TINY_VAE, tiny_parts
 
 
 def _images(count: int = 16) -> torch.Tensor:
@@ -133,3 +134,42 @@ def test_cli_decoder_bad_dtype_exit_2(tmp_path):
     assert "invalid --dtype 'int8'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_resume_rejects_other_command_state(tmp_path):
+    vae, transformer, tokenizer = tiny_parts()
+    source = tmp_path / "model.safetensors"
+    save_checkpoint(source, vae, transformer, tokenizer)
+    out = tmp_path / "vae.safetensors"
+    train_vae(_images(), TINY_VAE, _settings(2), out)
+    with pytest.raises(CheckpointError, match="training state of `dalle train vae`, not `dalle train decoder`"):
+        finetune_decoder(_images(), load_checkpoint(source), _settings(4), out, resume=True)
+
+
+def test_resume_rejects_other_base_model(tmp_path):
+    vae, transformer, tokenizer = tiny_parts()
+    full = tmp_path / "full.safetensors"
+    save_checkpoint(full, vae, transformer, tokenizer)
+    vae_only = tmp_path / "vae.safetensors"
+    save_checkpoint(vae_only, vae)
+    out = tmp_path / "out.safetensors"
+    finetune_decoder(_images(), load_checkpoint(full), _settings(10), out)
+    with pytest.raises(CheckpointError, match="saved while training on another --model"):
+        finetune_decoder(_images(), load_checkpoint(vae_only), _settings(20), out, resume=True)
+
+
+def test_cli_out_folder_exit_2(tmp_path):
+    vae, _, _ = tiny_parts()
+    source = tmp_path / "vae.safetensors"
+    save_checkpoint(source, vae)
+    data = tmp_path / "data"
+    write_dataset(data, 4, seed=0, image_size=16)
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    args = ["train", "decoder", str(data), "--model", str(source), "--out", str(folder)]
+    result = subprocess.run(
+        [sys.executable, "-m", "dalle.cli", *args], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 2
+    assert f"--out {folder} is a folder" in result.stderr
+    assert "Traceback" not in result.stderr
