@@ -16,6 +16,7 @@ WEIGHTS_SEED ?= 0
 WEIGHTS_IMAGES ?= 50000
 VAE_STEPS ?= 5000
 TRANSFORMER_STEPS ?= 4000
+DECODER_STEPS ?= 1000
 
 .PHONY: install demo test test-fast lint weights clean bench bench-peers
 
@@ -40,8 +41,8 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-weights: install $(WB)/transformer.done
-	cp $(WB)/dalle-toy.safetensors weights/dalle-toy.safetensors
+weights: install $(WB)/decoder.done
+	cp $(WB)/dalle-toy-decoder.safetensors weights/dalle-toy.safetensors
 	$(BIN)/python scripts/model_card_figures.py --model weights/dalle-toy.safetensors --data $(WB)/toyworld-fresh --out docs
 
 $(WB)/data.done: | install
@@ -64,6 +65,13 @@ $(WB)/transformer.done: $(WB)/codes.done
 		--steps $(TRANSFORMER_STEPS) --batch-size 64 --lr 1e-3 --text-len 32 --vocab-size 1024 \
 		--n-layer 6 --n-head 8 --n-embd 256 --caption-dropout 0.1 --amp auto --dtype float16 \
 		--checkpoint-every 400 --sample-prompt "$(PROMPT)" --sample-prompt "一个穿着西服的橙色恐龙" \
+		--seed $(WEIGHTS_SEED) --device cpu --resume
+	touch $@
+
+# Last, because it changes no token: the transformer trained above stays valid with the new decoder.
+$(WB)/decoder.done: $(WB)/transformer.done
+	$(DALLE) train decoder $(WB)/toyworld --model $(WB)/dalle-toy.safetensors --out $(WB)/dalle-toy-decoder.safetensors \
+		--steps $(DECODER_STEPS) --batch-size 32 --lr 5e-4 --amp auto --checkpoint-every 500 \
 		--seed $(WEIGHTS_SEED) --device cpu --resume
 	touch $@
 
