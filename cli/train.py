@@ -56,6 +56,9 @@ def prepare_out(out: Path) -> None:
 
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; pass a file path such as {out / 'model.safetensors'}")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"--out {out} lies under {parent}, which is a file; pass a path in a folder")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -101,7 +101,9 @@ def finetune_decoder(
             progress(TrainProgress(done, settings.steps, loss.item()))
         if done % settings.checkpoint_every == 0 or done == settings.steps:
             _save(vae, checkpoint, settings, out, preview, done, int(images.shape[0]), started, dtype)
-            save_state(state_path(out), vae.decoder, optimizer, done, kind="decoder", base=base)
+            save_state(
+                state_path(out), vae.decoder, optimizer, done, kind="decoder", base=base, base_name=str(checkpoint.path)
+            )
     return vae
 
 

@@ -129,13 +129,19 @@ def state_path(out: Path) -> Path:
 
 
 def save_state(
-    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, kind: str, base: str = ""
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    kind: str,
+    base: str = "",
+    base_name: str = "",
 ) -> None:
     """Save what resuming needs: model tensors, optimizer moments and the step, as safetensors.
 
     `kind` names the command that trains ("vae", "transformer", "decoder") and `base`
-    fingerprints any frozen model the training builds on, so load_state can reject a
-    state file that belongs to another run.
+    fingerprints any frozen model the training builds on (`base_name` is its path, for
+    messages), so load_state can reject a state file that belongs to another run.
     """
     from safetensors.torch import save_file
 
@@ -145,7 +151,8 @@ def save_state(
         for key, value in state.items():
             if torch.is_tensor(value):
                 tensors[f"optim.{index}.{key}"] = value.detach().cpu().reshape(value.shape).contiguous()
-    metadata = {"step": str(step), "param_groups": json.dumps(opt_state["param_groups"]), "kind": kind, "base": base}
+    metadata = {"step": str(step), "param_groups": json.dumps(opt_state["param_groups"]), "kind": kind}
+    metadata |= {"base": base, "base_name": base_name}
     write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
@@ -166,9 +173,10 @@ def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
             f"not `dalle train {kind}`; {start_over}"
         )
     if metadata.get("base", "") != base:
+        earlier = metadata.get("base_name") or "another model"
         raise CheckpointError(
-            f"cannot resume: {path} was saved while training on another --model; "
-            f"pass the same --model as before, or {start_over}"
+            f"cannot resume: {path} was saved while training on --model {earlier}, which differs from this one; "
+            f"pass that --model, or {start_over}"
         )
     try:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)

@@ -154,7 +154,7 @@ def test_resume_rejects_other_base_model(tmp_path):
     save_checkpoint(vae_only, vae)
     out = tmp_path / "out.safetensors"
     finetune_decoder(_images(), load_checkpoint(full), _settings(10), out)
-    with pytest.raises(CheckpointError, match="saved while training on another --model"):
+    with pytest.raises(CheckpointError, match=f"saved while training on --model {full}, which differs"):
         finetune_decoder(_images(), load_checkpoint(vae_only), _settings(20), out, resume=True)
 
 
@@ -173,3 +173,20 @@ def test_cli_out_folder_exit_2(tmp_path):
     assert result.returncode == 2
     assert f"--out {folder} is a folder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_out_under_file_exit_2(tmp_path):
+    vae, _, _ = tiny_parts()
+    source = tmp_path / "vae.safetensors"
+    save_checkpoint(source, vae)
+    data = tmp_path / "data"
+    write_dataset(data, 4, seed=0, image_size=16)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hi")
+    args = ["train", "decoder", str(data), "--model", str(source), "--out", str(notes / "x.safetensors")]
+    result = subprocess.run(
+        [sys.executable, "-m", "dalle.cli", *args], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 2
+    assert f"lies under {notes}, which is a file" in result.stderr
+    assert notes.read_text() == "hi"
