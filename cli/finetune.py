@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from .console import emit, progress_bar
+from .options import AmpOption, DataArg
 
 logger = logging.getLogger("dalle.cli")
 
@@ -21,10 +22,7 @@ EXAMPLES = """Examples:
 
 
 def train_decoder(
-    data: Annotated[
-        Path,
-        typer.Argument(help="Folder of images with same-stem .txt captions.", show_default=False, metavar="DATA"),
-    ],
+    data: DataArg,
     model: Annotated[Path, typer.Option(help="Checkpoint whose decoder to fine-tune: a VAE or a full model.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (.safetensors).")],
     steps: Annotated[int, typer.Option(help="Optimizer steps.", min=1)] = 2000,
@@ -40,12 +38,7 @@ def train_decoder(
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints and sample grids.", min=1)] = 500,
     seed: Annotated[int, typer.Option(help="Seed for the batch order.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
-    amp: Annotated[
-        str,
-        typer.Option(
-            help="none (float32), bf16 (bfloat16 autocast), or auto: bf16 where the device runs it natively, else none."
-        ),
-    ] = "none",
+    amp: AmpOption = "none",
     resume: Annotated[bool, typer.Option(help="Continue from the training state saved beside --out.")] = False,
 ) -> None:
     """Fine-tune only the VAE decoder, on mean squared error, so reconstructions gain PSNR.

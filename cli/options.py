@@ -1,7 +1,8 @@
-"""Command-line options shared by `generate` and `eval`, declared once so their help and defaults agree."""
+"""Command-line options shared between commands, declared once so their help and defaults agree."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,3 +22,14 @@ SAMPLING_FLAGS = {
     "top_p": "--top-p",
     "guidance_scale": "--guidance-scale",
 }
+
+# Shared by the training commands.
+DataArg = Annotated[
+    Path, typer.Argument(help="Folder of images with same-stem .txt captions.", show_default=False, metavar="DATA")
+]
+AmpOption = Annotated[
+    str,
+    typer.Option(
+        help="none (float32), bf16 (bfloat16 autocast), or auto: bf16 where the device runs it natively, else none."
+    ),
+]

@@ -14,21 +14,12 @@ from .finetune import EXAMPLES as DECODER_EXAMPLES
 from .finetune import train_decoder
 from .judge import EXAMPLES as JUDGE_EXAMPLES
 from .judge import train_judge
+from .options import AmpOption, DataArg
 
 logger = logging.getLogger("dalle.cli")
 
 train_app = typer.Typer(help="Train the VAE, then the transformer.", no_args_is_help=True)
 data_app = typer.Typer(help="Make datasets.", no_args_is_help=True)
-
-DataArg = Annotated[
-    Path, typer.Argument(help="Folder of images with same-stem .txt captions.", show_default=False, metavar="DATA")
-]
-AmpOption = Annotated[
-    str,
-    typer.Option(
-        help="none (float32), bf16 (bfloat16 autocast), or auto: bf16 where the device runs it natively, else none."
-    ),
-]
 
 
 class _LogEvery:

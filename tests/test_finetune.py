@@ -31,6 +31,12 @@ def _settings(steps: int) -> TrainSettings:
     return TrainSettings(steps=steps, batch_size=8, lr=1e-2, warmup_steps=1, checkpoint_every=10, device="cpu")
 
 
+def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dalle.cli", *args], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
 def _reconstruction_mse(vae: torch.nn.Module, images: torch.Tensor) -> float:
     batch = to_model_range(images)
     return F.mse_loss(vae.decode(vae.encode(batch)), batch).item()
@@ -106,13 +112,7 @@ def test_cli_decoder_writes_checkpoint(tmp_path):
     save_checkpoint(source, vae, transformer, tokenizer, dtype="float16")
     out = tmp_path / "sharp.safetensors"
     args = ["train", "decoder", str(data), "--model", str(source), "--out", str(out), "--steps", "3"]
-    result = subprocess.run(
-        [sys.executable, "-m", "dalle.cli", *args, "--batch-size", "4", "--device", "cpu"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = _run_cli(*args, "--batch-size", "4", "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{out}\n"
     assert load_checkpoint(out).dtype == "float16"
@@ -123,13 +123,7 @@ def test_cli_decoder_bad_dtype_exit_2(tmp_path):
     source = tmp_path / "vae.safetensors"
     save_checkpoint(source, vae)
     args = ["train", "decoder", str(tmp_path), "--model", str(source), "--out", str(tmp_path / "x.safetensors")]
-    result = subprocess.run(
-        [sys.executable, "-m", "dalle.cli", *args, "--dtype", "int8"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = _run_cli(*args, "--dtype", "int8")
     assert result.returncode == 2
     assert "invalid --dtype 'int8'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -167,9 +161,7 @@ def test_cli_out_folder_exit_2(tmp_path):
     folder = tmp_path / "existing"
     folder.mkdir()
     args = ["train", "decoder", str(data), "--model", str(source), "--out", str(folder)]
-    result = subprocess.run(
-        [sys.executable, "-m", "dalle.cli", *args], capture_output=True, text=True, timeout=300, check=False
-    )
+    result = _run_cli(*args)
     assert result.returncode == 2
     assert f"--out {folder} is a folder" in result.stderr
     assert "Traceback" not in result.stderr
@@ -184,9 +176,7 @@ def test_cli_out_under_file_exit_2(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("hi")
     args = ["train", "decoder", str(data), "--model", str(source), "--out", str(notes / "x.safetensors")]
-    result = subprocess.run(
-        [sys.executable, "-m", "dalle.cli", *args], capture_output=True, text=True, timeout=300, check=False
-    )
+    result = _run_cli(*args)
     assert result.returncode == 2
     assert f"lies under {notes}, which is a file" in result.stderr
     assert notes.read_text() == "hi"
