@@ -1,4 +1,4 @@
-"""`dalle train decoder`: fine-tune a checkpoint's VAE decoder for sharper images, keeping its tokens."""
+"""`dalle train decoder`: train a checkpoint's VAE decoder for sharper images, keeping its tokens."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from .console import emit, progress_bar
-from .options import AmpOption, DataArg
+from .options import AmpOption, DataArg, parse_widths
 
 logger = logging.getLogger("dalle.cli")
 
@@ -18,12 +18,14 @@ EXAMPLES = """Examples:
   dalle train decoder data/toy --model dalle.safetensors -o sharp.safetensors
 
   dalle train decoder data/toy --model vae.safetensors -o vae2.safetensors
+
+  dalle train decoder data/toy --model dalle.safetensors -o big.safetensors --new-decoder 384,192,64
 """
 
 
 def train_decoder(
     data: DataArg,
-    model: Annotated[Path, typer.Option(help="Checkpoint whose decoder to fine-tune: a VAE or a full model.")],
+    model: Annotated[Path, typer.Option(help="Checkpoint whose decoder to train: a VAE or a full model.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (.safetensors).")],
     steps: Annotated[int, typer.Option(help="Optimizer steps.", min=1)] = 2000,
     batch_size: Annotated[int, typer.Option(help="Images per step.", min=1)] = 32,
@@ -40,15 +42,27 @@ def train_decoder(
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
     amp: AmpOption = "none",
     resume: Annotated[bool, typer.Option(help="Continue from the training state saved beside --out.")] = False,
+    new_decoder: Annotated[
+        str | None,
+        typer.Option(
+            help="Train a new decoder from random weights instead, with these comma-separated widths, coarsest "
+            "level first, one per encoder level (e.g. 384,192,64).",
+            show_default=False,
+        ),
+    ] = None,
+    new_decoder_res_blocks: Annotated[
+        int, typer.Option(help="Residual blocks per level of the --new-decoder.", min=0)
+    ] = 2,
 ) -> None:
-    """Fine-tune only the VAE decoder, on mean squared error, so reconstructions gain PSNR.
+    """Train only the VAE decoder, on mean squared error, so reconstructions gain PSNR.
 
     The encoder and codebook stay frozen: images keep their tokens, and a
-    transformer in the checkpoint stays valid and is saved unchanged.
+    transformer in the checkpoint stays valid and is saved unchanged. The old
+    decoder is fine-tuned, or with --new-decoder a larger one replaces it.
     """
     from dalle.model.checkpoint import DTYPES, load_checkpoint
     from dalle.model.errors import ConfigError
-    from dalle.model.finetune import finetune_decoder
+    from dalle.model.finetune import NewDecoder, finetune_decoder
     from dalle.model.pipeline import resolve_device
     from dalle.model.train import TrainSettings
 
@@ -69,6 +83,15 @@ def train_decoder(
     settings.validate()
     prepare_out(out)
     checkpoint = load_checkpoint(model)
+    shape = None
+    if new_decoder is not None:
+        widths = parse_widths("--new-decoder", new_decoder)
+        levels = len(checkpoint.vae.config.hidden_dims)
+        if len(widths) != levels:
+            raise ConfigError(
+                f"invalid --new-decoder {new_decoder!r}: {model} has {levels} encoder levels, so give {levels} widths"
+            )
+        shape = NewDecoder(widths, new_decoder_res_blocks)
     images, _ = _load_dataset(data, checkpoint.vae.config.image_size)
     log = _LogEvery("decoder", max(1, steps // 20))
     with progress_bar("train decoder", steps) as update:
@@ -78,6 +101,13 @@ def train_decoder(
             log(p.step, p.total, p.loss, p.metrics)
 
         finetune_decoder(
-            images, checkpoint, settings, out, dtype=dtype or checkpoint.dtype, resume=resume, progress=report
+            images,
+            checkpoint,
+            settings,
+            out,
+            dtype=dtype or checkpoint.dtype,
+            resume=resume,
+            progress=report,
+            new_decoder=shape,
         )
     emit(str(out))

@@ -33,3 +33,16 @@ AmpOption = Annotated[
         help="none (float32), bf16 (bfloat16 autocast), or auto: bf16 where the device runs it natively, else none."
     ),
 ]
+
+
+def parse_widths(flag: str, text: str) -> tuple[int, ...]:
+    """Parse comma-separated channel widths such as 64,128,256 for `flag`."""
+    from dalle.model.errors import ConfigError
+
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"invalid {flag} {text!r}: expected positive integers like 64,128,256") from exc
+    if any(width <= 0 for width in widths):
+        raise ConfigError(f"invalid {flag} {text!r}: expected positive integers like 64,128,256")
+    return widths

@@ -14,7 +14,7 @@ from .finetune import EXAMPLES as DECODER_EXAMPLES
 from .finetune import train_decoder
 from .judge import EXAMPLES as JUDGE_EXAMPLES
 from .judge import train_judge
-from .options import AmpOption, DataArg
+from .options import AmpOption, DataArg, parse_widths
 
 logger = logging.getLogger("dalle.cli")
 
@@ -94,18 +94,13 @@ def train_vae(
 ) -> None:
     """Train the discrete VAE that turns images into codebook tokens."""
     from dalle.model.config import VAEConfig
-    from dalle.model.errors import ConfigError
     from dalle.model.pipeline import resolve_device
     from dalle.model.train import TrainSettings
     from dalle.model.train import train_vae as run
 
-    try:
-        dims = tuple(int(d) for d in hidden_dims.split(","))
-    except ValueError as exc:
-        raise ConfigError(f"invalid --hidden-dims {hidden_dims!r}: expected integers like 64,128,256") from exc
     config = VAEConfig(
         image_size=image_size,
-        hidden_dims=dims,
+        hidden_dims=parse_widths("--hidden-dims", hidden_dims),
         codebook_size=codebook_size,
         codebook_dim=codebook_dim,
         quantizer=quantizer,

@@ -53,6 +53,10 @@ class VAEConfig(_JSONConfig):
     image_size: int = 64
     hidden_dims: tuple[int, ...] = (32, 64, 128)  # channels per encoder level, reversed in the decoder
     num_res_blocks: int = 1  # residual blocks per level
+    # The decoder may differ from the encoder, e.g. a larger one trained later on frozen tokens.
+    # None: the encoder's hidden_dims reversed, and num_res_blocks.
+    decoder_dims: tuple[int, ...] | None = None  # channels per decoder level, from the token grid up to pixels
+    decoder_res_blocks: int | None = None  # residual blocks per decoder level
     codebook_size: int = 512  # K, number of codebook entries
     codebook_dim: int = 64  # width of each codebook embedding
     quantizer: str = "vq_ema"  # "gumbel" (DALL-E dVAE relaxation) or "vq_ema" (VQ-VAE, EMA codebook)
@@ -73,6 +77,17 @@ class VAEConfig(_JSONConfig):
         _require(
             all(d > 0 for d in self.hidden_dims), "hidden_dims", self.hidden_dims, "must be positive", "fix the widths"
         )
+        if self.decoder_dims is not None:
+            self.decoder_dims = tuple(self.decoder_dims)
+            _require(
+                len(self.decoder_dims) == len(self.hidden_dims) and all(d > 0 for d in self.decoder_dims),
+                "decoder_dims",
+                self.decoder_dims,
+                f"needs {len(self.hidden_dims)} positive widths, one per encoder level",
+                "give one width per level",
+            )
+        if self.decoder_res_blocks is not None:
+            _require(self.decoder_res_blocks >= 0, "decoder_res_blocks", self.decoder_res_blocks, "must be >= 0", "fix")
         factor = 2 ** len(self.hidden_dims)
         _require(
             self.image_size >= factor and self.image_size % factor == 0,
@@ -91,6 +106,15 @@ class VAEConfig(_JSONConfig):
     def grid_size(self) -> int:
         """Side of the token grid (h = w)."""
         return self.image_size // 2 ** len(self.hidden_dims)
+
+    @property
+    def decoder_widths(self) -> tuple[int, ...]:
+        """Channels per decoder level, coarsest first."""
+        return self.decoder_dims if self.decoder_dims is not None else tuple(reversed(self.hidden_dims))
+
+    @property
+    def decoder_blocks(self) -> int:
+        return self.decoder_res_blocks if self.decoder_res_blocks is not None else self.num_res_blocks
 
 
 @dataclass

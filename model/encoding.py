@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -14,12 +15,21 @@ from .files import write_atomic
 from .vae import DiscreteVAE
 
 
+def hash_tensors(digest: Any, tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+    """Feed named tensors into a hashlib digest, in name order.
+
+    Tensors are hashed as float16 bytes, so a checkpoint saved in float16 keeps
+    the fingerprint it had in float32.
+    """
+    for name, tensor in sorted(tensors, key=lambda item: item[0]):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu", torch.float16).contiguous().numpy().tobytes())
+
+
 def vae_fingerprint(vae: DiscreteVAE) -> str:
     """SHA-256 over the VAE config and tensors, so a codes file can name the VAE that made it."""
     digest = hashlib.sha256(vae.config.to_json().encode())
-    for name, tensor in sorted(vae.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().to("cpu", torch.float16).contiguous().numpy().tobytes())
+    hash_tensors(digest, vae.state_dict().items())
     return digest.hexdigest()
 
 

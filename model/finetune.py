@@ -1,10 +1,11 @@
-"""Decoder fine-tuning: sharper reconstructions without changing any image token.
+"""Decoder training on frozen tokens: sharper reconstructions without changing any image token.
 
 The encoder and codebook stay frozen, so every image maps to the same codes as
 before and a transformer trained on those codes stays valid. Only the decoder
 learns, with a mean squared error loss, because PSNR is a function of the mean
 squared error. During VAE training the decoder trains with L1 on codes that keep
-moving; here it fits the final codes, which stay fixed.
+moving; here it fits the final codes, which stay fixed. The decoder is either the
+old one, fine-tuned, or a new one of other widths trained from random weights.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 
 from .checkpoint import Checkpoint, save_checkpoint
 from .data import to_model_range, to_pil
+from .encoding import encode_images, hash_tensors
 from .errors import ConfigError
 from .train import (
     ProgressFn,
@@ -32,9 +34,17 @@ from .train import (
     save_state,
     state_path,
 )
-from .vae import DiscreteVAE
+from .vae import Decoder, DiscreteVAE
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NewDecoder:
+    """Shape of a decoder trained from random weights: channels per level (coarsest first), blocks per level."""
+
+    dims: tuple[int, ...]
+    res_blocks: int
 
 
 def finetune_decoder(
@@ -45,11 +55,14 @@ def finetune_decoder(
     dtype: str = "float32",
     resume: bool = False,
     progress: ProgressFn | None = None,
+    new_decoder: NewDecoder | None = None,
 ) -> DiscreteVAE:
     """Train the decoder of `checkpoint` on uint8 images (N, 3, H, W) and save the checkpoint to `out`.
 
-    The transformer and tokenizer, when present, are saved unchanged beside the
-    new decoder. Every checkpoint also writes `<out stem>-samples/step-N.png`:
+    With `new_decoder`, a decoder of that shape starts from random weights in
+    place of the old one; otherwise the old decoder is fine-tuned. The
+    transformer and tokenizer, when present, are saved unchanged beside the
+    decoder. Every checkpoint also writes `<out stem>-samples/step-N.png`:
     originals on the top row, reconstructions below.
     """
     settings.validate()
@@ -62,7 +75,12 @@ def finetune_decoder(
     device = torch.device(settings.device)
     settings = replace(settings, amp=resolve_amp(settings.amp, device))
 
-    # 1. Freeze everything but the decoder. encode() never updates the EMA codebook, only forward() does.
+    # 1. Swap in a new decoder if asked. Its shape enters the config, so the fingerprint below covers it.
+    if new_decoder is not None:
+        vae.config = replace(vae.config, decoder_dims=new_decoder.dims, decoder_res_blocks=new_decoder.res_blocks)
+        vae.decoder = Decoder(vae.config).to(next(vae.parameters()).dtype)
+
+    # 2. Freeze everything but the decoder. encode() never updates the EMA codebook, only forward() does.
     vae = vae.to(device, memory_format=torch.channels_last).eval()
     vae.requires_grad_(False)
     vae.decoder.requires_grad_(True)
@@ -78,15 +96,19 @@ def finetune_decoder(
     generator = torch.Generator().manual_seed(settings.seed)
     started = time.monotonic()
 
-    for step in range(start, settings.steps):
-        # 2. Encode a batch with the frozen encoder. The batch depends only on the step, so resuming repeats it.
-        generator.manual_seed(settings.seed * 1_000_003 + step)
-        batch = to_model_range(images[torch.randint(0, images.shape[0], (settings.batch_size,), generator=generator)])
-        batch = batch.to(device).contiguous(memory_format=torch.channels_last)
-        with torch.no_grad():
-            quantized = vae.embed(vae.encode(batch))  # (B, D, h, w)
+    # 3. Encode every image once: the frozen encoder gives an image the same codes at every step.
+    logger.info("encoding %d images with the frozen encoder", images.shape[0])
+    codes = encode_images(vae, images)  # (N, h, w)
 
-        # 3. Decode and step on the mean squared error.
+    for step in range(start, settings.steps):
+        # 4. Pick a batch. It depends only on the step, so resuming repeats it.
+        generator.manual_seed(settings.seed * 1_000_003 + step)
+        picks = torch.randint(0, images.shape[0], (settings.batch_size,), generator=generator)
+        batch = to_model_range(images[picks]).to(device).contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            quantized = vae.embed(codes[picks].to(device))  # (B, D, h, w)
+
+        # 5. Decode and step on the mean squared error.
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(settings, step)
         with settings.autocast():
@@ -100,7 +122,8 @@ def finetune_decoder(
         if progress is not None:
             progress(TrainProgress(done, settings.steps, loss.item()))
         if done % settings.checkpoint_every == 0 or done == settings.steps:
-            _save(vae, checkpoint, settings, out, preview, done, int(images.shape[0]), started, dtype)
+            fresh = new_decoder is not None
+            _save(vae, checkpoint, settings, out, preview, done, int(images.shape[0]), started, dtype, fresh)
             save_state(
                 state_path(out), vae.decoder, optimizer, done, kind="decoder", base=base, base_name=str(checkpoint.path)
             )
@@ -108,17 +131,12 @@ def finetune_decoder(
 
 
 def frozen_fingerprint(checkpoint: Checkpoint) -> str:
-    """SHA-256 over every tensor that fine-tuning leaves alone: encoder, codebook and transformer."""
+    """SHA-256 over the VAE config and every tensor that fine-tuning leaves alone: encoder, codebook, transformer."""
     digest = hashlib.sha256(checkpoint.vae.config.to_json().encode())
-    modules = {"vae": checkpoint.vae, "transformer": checkpoint.transformer}
-    for prefix, module in modules.items():
-        if module is None:
-            continue
-        for name, tensor in sorted(module.state_dict().items()):
-            if prefix == "vae" and name.startswith("decoder."):
-                continue
-            digest.update(f"{prefix}.{name}".encode())
-            digest.update(tensor.detach().to("cpu", torch.float16).contiguous().numpy().tobytes())
+    tensors = [(f"vae.{k}", v) for k, v in checkpoint.vae.state_dict().items() if not k.startswith("decoder.")]
+    if checkpoint.transformer is not None:
+        tensors += [(f"transformer.{k}", v) for k, v in checkpoint.transformer.state_dict().items()]
+    hash_tensors(digest, tensors)
     return digest.hexdigest()
 
 
@@ -132,6 +150,7 @@ def _save(
     image_count: int,
     started: float,
     dtype: str,
+    fresh: bool,
 ) -> None:
     with torch.no_grad():
         reconstruction = vae.decode(vae.encode(preview))
@@ -146,6 +165,7 @@ def _save(
         "images": image_count,
         "train_seconds": round(time.monotonic() - started, 1),
         "amp": settings.amp,
+        "new_decoder": fresh,  # True: trained from random weights, shape in vae_config
     }
     # The facts of earlier runs stay: they describe the encoder, codebook and transformer, which did not change.
     training = {**checkpoint.training, "decoder_finetune": facts}

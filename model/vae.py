@@ -54,15 +54,18 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Mirror of the encoder: residual blocks, then a transposed conv that doubles the resolution."""
+    """Per level: residual blocks, then a transposed conv that doubles the resolution.
+
+    The widths mirror the encoder unless the config sets decoder_dims or decoder_res_blocks.
+    """
 
     def __init__(self, config: VAEConfig) -> None:
         super().__init__()
-        widths = list(reversed(config.hidden_dims))
+        widths = list(config.decoder_widths)
         layers: list[nn.Module] = [nn.Conv2d(config.codebook_dim, widths[0], 3, padding=1)]
         for i, width in enumerate(widths):
             out_width = widths[i + 1] if i + 1 < len(widths) else widths[-1]
-            layers.extend(ResBlock(width) for _ in range(config.num_res_blocks))
+            layers.extend(ResBlock(width) for _ in range(config.decoder_blocks))
             layers.append(nn.SiLU())
             layers.append(nn.ConvTranspose2d(width, out_width, 4, stride=2, padding=1))
         layers.append(nn.SiLU())

@@ -1,21 +1,24 @@
-"""Decoder fine-tuning: the decoder learns, tokens and the transformer stay as they were."""
+"""Decoder training: the decoder learns, tokens and the transformer stay as they were."""
 
 from __future__ import annotations
 
 import random
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from dalle.model.checkpoint import load_checkpoint, save_checkpoint
+from dalle.model.config import VAEConfig
 from dalle.model.data import to_model_range
-from dalle.model.errors import CheckpointError
-from dalle.model.finetune import finetune_decoder
+from dalle.model.errors import CheckpointError, ConfigError
+from dalle.model.finetune import NewDecoder, finetune_decoder
 from dalle.model.toyworld import random_scene, render, write_dataset
 from dalle.model.train import TrainProgress, TrainSettings, train_vae
+from dalle.model.vae import Decoder
 
 from .conftest import TINY_VAE, tiny_parts
 
@@ -180,3 +183,73 @@ def test_cli_out_under_file_exit_2(tmp_path):
     assert result.returncode == 2
     assert f"lies under {notes}, which is a file" in result.stderr
     assert notes.read_text() == "hi"
+
+
+def test_new_decoder_learns_keeps_tokens_and_saves_shape(tmp_path):
+    vae, transformer, tokenizer = tiny_parts()
+    source = tmp_path / "model.safetensors"
+    save_checkpoint(source, vae, transformer, tokenizer)
+    images = _images()
+    before = load_checkpoint(source)
+    codes_before = before.vae.encode(to_model_range(images))
+
+    # The error of an untrained decoder of the new shape, on the same encoder and codebook.
+    untrained = load_checkpoint(source).vae
+    untrained.decoder = Decoder(replace(TINY_VAE, decoder_dims=(24, 12), decoder_res_blocks=2))
+    error_untrained = _reconstruction_mse(untrained.eval(), images)
+
+    out = tmp_path / "big.safetensors"
+    finetune_decoder(images, load_checkpoint(source), _settings(200), out, new_decoder=NewDecoder((24, 12), 2))
+
+    after = load_checkpoint(out)
+    assert after.vae.config.decoder_dims == (24, 12)
+    assert after.vae.config.decoder_res_blocks == 2
+    assert after.vae.decoder.net[0].out_channels == 24
+    assert torch.equal(after.vae.encode(to_model_range(images)), codes_before)
+    assert _reconstruction_mse(after.vae, images) < 0.85 * error_untrained
+    for name, tensor in before.transformer.state_dict().items():
+        assert torch.equal(after.transformer.state_dict()[name], tensor), name
+    assert after.training["decoder_finetune"]["new_decoder"] is True
+
+
+def test_resume_rejects_other_new_decoder_shape(tmp_path):
+    vae, _, _ = tiny_parts()
+    source = tmp_path / "vae.safetensors"
+    save_checkpoint(source, vae)
+    out = tmp_path / "out.safetensors"
+    finetune_decoder(_images(), load_checkpoint(source), _settings(10), out, new_decoder=NewDecoder((24, 12), 1))
+    with pytest.raises(CheckpointError, match="differs"):
+        finetune_decoder(
+            _images(), load_checkpoint(source), _settings(20), out, resume=True, new_decoder=NewDecoder((32, 12), 1)
+        )
+
+
+def test_config_without_decoder_fields_mirrors_encoder():
+    # Checkpoints written before decoder_dims existed keep loading, with the mirrored decoder they were trained with.
+    old = VAEConfig.from_json('{"hidden_dims": [8, 16], "image_size": 16, "num_res_blocks": 2}')
+    assert old.decoder_widths == (16, 8)
+    assert old.decoder_blocks == 2
+
+
+def test_config_rejects_decoder_dims_of_other_depth():
+    with pytest.raises(ConfigError, match=r"invalid decoder_dims=\(32,\): needs 2 positive widths"):
+        VAEConfig(image_size=16, hidden_dims=(8, 16), decoder_dims=(32,))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("64", "has 2 encoder levels, so give 2 widths"), ("64,x", "expected positive integers like 64,128,256")],
+)
+def test_cli_new_decoder_bad_widths_exit_2(tmp_path, value, message):
+    vae, _, _ = tiny_parts()
+    source = tmp_path / "vae.safetensors"
+    save_checkpoint(source, vae)
+    data = tmp_path / "data"
+    write_dataset(data, 4, seed=0, image_size=16)
+    out = tmp_path / "x.safetensors"
+    result = _run_cli("train", "decoder", str(data), "--model", str(source), "--out", str(out), "--new-decoder", value)
+    assert result.returncode == 2
+    assert f"invalid --new-decoder {value!r}" in result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
