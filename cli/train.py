@@ -23,21 +23,36 @@ data_app = typer.Typer(help="Make datasets.", no_args_is_help=True)
 
 
 class _LogEvery:
-    """Log a training line every `every` steps, and at the last one, for runs without a terminal."""
+    """Log a training line every `every` steps, and at the last one, for runs without a terminal.
+
+    The time left is estimated from the pace since the first step this run made, so
+    neither loading data nor the steps of a run that was resumed skew it.
+    """
 
     def __init__(self, name: str, every: int) -> None:
         self.name = name
         self.every = every
         self.started = time.monotonic()
+        self.first: tuple[int, float] | None = None  # (step, time) of the first step this run made
 
     def __call__(self, step: int, total: int, loss: float, metrics: dict[str, float]) -> None:
+        now = time.monotonic()
+        if self.first is None:
+            self.first = (step, now)
         if step % self.every and step != total:
             return
-        elapsed = time.monotonic() - self.started
-        eta = elapsed / step * (total - step)
+        first_step, first_time = self.first
+        eta = f"{(now - first_time) / (step - first_step) * (total - step):.0f}s" if step > first_step else "unknown"
         extra = "".join(f" {k} {v:.4f}" for k, v in metrics.items())
         logger.info(
-            "%s step %d/%d loss %.4f%s elapsed %.0fs eta %.0fs", self.name, step, total, loss, extra, elapsed, eta
+            "%s step %d/%d loss %.4f%s elapsed %.0fs eta %s",
+            self.name,
+            step,
+            total,
+            loss,
+            extra,
+            now - self.started,
+            eta,
         )
 
 

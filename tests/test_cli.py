@@ -260,3 +260,16 @@ def test_written_files_get_umask_permissions(tiny_model_path, tmp_path):
     os.umask(mask)
     mode = Path(result.stdout.strip()).stat().st_mode & 0o777
     assert mode == 0o666 & ~mask
+
+
+def test_log_eta_ignores_time_before_first_step(monkeypatch, caplog):
+    # A run resumed at step 94 spends 100 s loading data, then 2 s per step: at step 100, 10 steps take 20 s.
+    from dalle.cli import train as train_cli
+
+    clock = iter([0.0, 100.0, 110.0])
+    monkeypatch.setattr(train_cli.time, "monotonic", lambda: next(clock))
+    log = train_cli._LogEvery("vae", every=10)
+    with caplog.at_level("INFO", logger="dalle.cli"):
+        log(95, 110, 0.5, {})
+        log(100, 110, 0.4, {})
+    assert caplog.messages == ["vae step 100/110 loss 0.4000 elapsed 110s eta 20s"]
