@@ -77,19 +77,23 @@ def scan_folder(folder: str | os.PathLike[str]) -> list[Example]:
     return examples
 
 
-def load_image(path: Path, image_size: int) -> np.ndarray:
-    """Read an image as uint8 (image_size, image_size, 3): centre-cropped to a square, then resized."""
+def load_image(path: Path, image_size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Read an image as uint8 (image_size, image_size, 3): centre-cropped to a square, then resized.
+
+    Also returns the size (width, height) the file had, so callers can say what changed.
+    """
     try:
         with Image.open(path) as image:
             image = image.convert("RGB")
     except (UnidentifiedImageError, OSError) as exc:
         raise DatasetError(f"cannot read image {path} ({exc}); replace or remove the file") from exc
+    original = image.size
     side = min(image.size)
     left, top = (image.width - side) // 2, (image.height - side) // 2
     image = image.crop((left, top, left + side, top + side))
     if image.size != (image_size, image_size):
         image = image.resize((image_size, image_size), Image.Resampling.LANCZOS)
-    return np.array(image, dtype=np.uint8)  # a writable copy, which torch.from_numpy needs
+    return np.array(image, dtype=np.uint8), original  # a writable copy, which torch.from_numpy needs
 
 
 def load_images(
@@ -101,10 +105,31 @@ def load_images(
     hundred thousand small images.
     """
     out = torch.empty(len(examples), 3, image_size, image_size, dtype=torch.uint8)
+    cropped = resized = 0
+    first_changed: tuple[Path, tuple[int, int]] | None = None
     for i, example in enumerate(examples):
-        out[i] = torch.from_numpy(load_image(example.image, image_size)).permute(2, 0, 1)
+        array, (width, height) = load_image(example.image, image_size)
+        out[i] = torch.from_numpy(array).permute(2, 0, 1)
+        cropped += width != height
+        resized += min(width, height) != image_size
+        if first_changed is None and (width, height) != (image_size, image_size):
+            first_changed = (example.image, (width, height))
         if progress is not None and (i + 1) % 256 == 0:
             progress(i + 1, len(examples))
+    if first_changed is not None:
+        path, (width, height) = first_changed
+        logger.info(
+            "%d of %d images were not square and were centre-cropped, %d were resized to %d x %d pixels "
+            "(the first: %s, %d x %d)",
+            cropped,
+            len(examples),
+            resized,
+            image_size,
+            image_size,
+            path,
+            width,
+            height,
+        )
     return out
 
 
