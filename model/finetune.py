@@ -88,7 +88,7 @@ def finetune_decoder(
     start = 0
     base = frozen_fingerprint(checkpoint)
     if resume and state_path(out).exists():
-        start = load_state(state_path(out), vae.decoder, optimizer, kind="decoder", base=base)
+        start = load_state(state_path(out), vae.decoder, optimizer, kind="decoder", base=base, total=settings.steps)
         logger.info("resuming decoder fine-tuning from step %d", start)
     elif resume:
         logger.info("no training state at %s, so fine-tuning starts at step 0", state_path(out))
@@ -125,7 +125,14 @@ def finetune_decoder(
             fresh = new_decoder is not None
             _save(vae, checkpoint, settings, out, preview, done, int(images.shape[0]), started, dtype, fresh)
             save_state(
-                state_path(out), vae.decoder, optimizer, done, kind="decoder", base=base, base_name=str(checkpoint.path)
+                state_path(out),
+                vae.decoder,
+                optimizer,
+                done,
+                kind="decoder",
+                base=base,
+                base_name=str(checkpoint.path),
+                total=settings.steps,
             )
     return vae
 

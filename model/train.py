@@ -136,8 +136,11 @@ def save_state(
     kind: str,
     base: str = "",
     base_name: str = "",
+    total: int = 0,
 ) -> None:
     """Save what resuming needs: model tensors, optimizer moments and the step, as safetensors.
+
+    `total` is the number of steps the run was started for, which sets its learning-rate schedule.
 
     `kind` names the command that trains ("vae", "transformer", "decoder") and `base`
     fingerprints any frozen model the training builds on (`base_name` is its path, for
@@ -152,12 +155,23 @@ def save_state(
             if torch.is_tensor(value):
                 tensors[f"optim.{index}.{key}"] = value.detach().cpu().reshape(value.shape).contiguous()
     metadata = {"step": str(step), "param_groups": json.dumps(opt_state["param_groups"]), "kind": kind}
-    metadata |= {"base": base, "base_name": base_name}
+    metadata |= {"base": base, "base_name": base_name, "total_steps": str(total)}
     write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
-def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, kind: str, base: str = "") -> int:
-    """Restore a training state saved by save_state; return the step to continue from."""
+def load_state(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    kind: str,
+    base: str = "",
+    total: int = 0,
+) -> int:
+    """Restore a training state saved by save_state; return the step to continue from.
+
+    A `total` other than the saved run's is allowed, to extend or shorten a run, with a
+    warning: the learning-rate schedule follows the total, so it jumps at the resumed step.
+    """
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt", device="cpu") as handle:
@@ -191,7 +205,18 @@ def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
             _, index, name = key.split(".", 2)
             state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(metadata["param_groups"])})
-    return int(metadata["step"])
+    step = int(metadata["step"])
+    planned = int(metadata.get("total_steps", "0"))  # 0: written before totals were recorded
+    if planned and total and planned != total:
+        logger.warning(
+            "resuming at step %d a run started for --steps %d, now %d: the learning-rate schedule changes "
+            "from here on; pass --steps %d to keep it",
+            step,
+            planned,
+            total,
+            planned,
+        )
+    return step
 
 
 def make_grid(images: list[Image.Image], columns: int) -> Image.Image:
@@ -234,7 +259,7 @@ def train_vae(
     optimizer = torch.optim.AdamW(vae.parameters(), lr=settings.lr, weight_decay=0.0)
     start = 0
     if resume and state_path(out).exists():
-        start = load_state(state_path(out), vae, optimizer, kind="vae")
+        start = load_state(state_path(out), vae, optimizer, kind="vae", total=settings.steps)
         logger.info("resuming VAE training from step %d", start)
     generator = torch.Generator().manual_seed(settings.seed)
     preview = to_model_range(images[:8]).to(device)
@@ -271,7 +296,7 @@ def train_vae(
             facts["amp"] = settings.amp
             save_checkpoint(out, vae.eval(), training=facts)
             vae.train()
-            save_state(state_path(out), vae, optimizer, done, kind="vae")
+            save_state(state_path(out), vae, optimizer, done, kind="vae", total=settings.steps)
     vae.eval()
     return vae
 
@@ -331,7 +356,7 @@ def train_transformer(
     )
     start = 0
     if resume and state_path(out).exists():
-        start = load_state(state_path(out), model, optimizer, kind="transformer")
+        start = load_state(state_path(out), model, optimizer, kind="transformer", total=settings.steps)
         logger.info("resuming transformer training from step %d", start)
 
     caption_ids = encode_captions(tokenizer, captions)
@@ -375,7 +400,7 @@ def train_transformer(
                 "amp": settings.amp,
             }
             save_checkpoint(out, vae, model, tokenizer, training=facts, dtype=dtype)
-            save_state(state_path(out), model, optimizer, done, kind="transformer")
+            save_state(state_path(out), model, optimizer, done, kind="transformer", total=settings.steps)
             model.train()
     model.eval()
     return model

@@ -47,3 +47,17 @@ def test_amp_auto_resolves_by_native_support(tmp_path, monkeypatch, caplog):
     with caplog.at_level("WARNING", logger="dalle.model.train"):
         assert train.resolve_amp("bf16", torch.device("cpu")) == "bf16"
     assert "use --amp none or --amp auto" in caplog.text
+
+
+def test_resume_with_other_steps_warns_of_schedule_change(tmp_path, caplog):
+    images = _images()
+    out = tmp_path / "vae.safetensors"
+    train_vae(images, TINY_VAE, _settings(2, "none"), out)
+    with caplog.at_level("WARNING", logger="dalle.model.train"):
+        train_vae(images, TINY_VAE, _settings(2, "none"), out, resume=True)
+        assert caplog.messages == []
+        train_vae(images, TINY_VAE, _settings(4, "none"), out, resume=True)
+    assert caplog.messages == [
+        "resuming at step 2 a run started for --steps 2, now 4: the learning-rate schedule changes from here on; "
+        "pass --steps 2 to keep it"
+    ]
