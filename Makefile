@@ -16,7 +16,7 @@ WEIGHTS_SEED ?= 0
 WEIGHTS_IMAGES ?= 50000
 VAE_STEPS ?= 5000
 TRANSFORMER_STEPS ?= 4000
-DECODER_STEPS ?= 1000
+DECODER_STEPS ?= 8000
 
 .PHONY: install demo test test-fast lint weights clean bench bench-peers
 
@@ -68,11 +68,12 @@ $(WB)/transformer.done: $(WB)/codes.done
 		--seed $(WEIGHTS_SEED) --device cpu --resume
 	touch $@
 
-# Last, because it changes no token: the transformer trained above stays valid with the new decoder.
+# Last, because it changes no token: the transformer trained above stays valid with the new decoder,
+# a wider one than the VAE stage trained, from random weights.
 $(WB)/decoder.done: $(WB)/transformer.done
 	$(DALLE) train decoder $(WB)/toyworld --model $(WB)/dalle-toy.safetensors --out $(WB)/dalle-toy-decoder.safetensors \
-		--steps $(DECODER_STEPS) --batch-size 32 --lr 5e-4 --amp auto --checkpoint-every 500 \
-		--seed $(WEIGHTS_SEED) --device cpu --resume
+		--new-decoder 384,192,64 --new-decoder-res-blocks 3 --steps $(DECODER_STEPS) --batch-size 32 --lr 1e-3 \
+		--amp auto --checkpoint-every 500 --seed $(WEIGHTS_SEED) --device cpu --resume
 	touch $@
 
 clean:
