@@ -19,7 +19,8 @@ EXAMPLES = """Examples:
 
   dalle train decoder data/toy --model vae.safetensors -o vae2.safetensors
 
-  dalle train decoder data/toy --model dalle.safetensors -o big.safetensors --new-decoder 384,192,64
+  dalle train decoder data/toy --model m.safetensors -o big.safetensors \\
+      --new-decoder 384,192,64
 """
 
 
@@ -46,19 +47,21 @@ def train_decoder(
         str | None,
         typer.Option(
             help="Train a new decoder from random weights instead, with these comma-separated widths, coarsest "
-            "level first, one per encoder level (e.g. 384,192,64).",
+            "level first: one per encoder level, as many as the --hidden-dims the VAE was trained with "
+            "(e.g. 384,192,64).",
             show_default=False,
         ),
     ] = None,
     new_decoder_res_blocks: Annotated[
-        int, typer.Option(help="Residual blocks per level of the --new-decoder.", min=0)
-    ] = 2,
+        int | None,
+        typer.Option(help="Residual blocks per level of the --new-decoder, which it needs. [default: 2]"),
+    ] = None,
 ) -> None:
     """Train only the VAE decoder, on mean squared error, so reconstructions gain PSNR.
 
     The encoder and codebook stay frozen: images keep their tokens, and a
     transformer in the checkpoint stays valid and is saved unchanged. The old
-    decoder is fine-tuned, or with --new-decoder a larger one replaces it.
+    decoder is fine-tuned, or with --new-decoder a new one replaces it.
     """
     from dalle.model.checkpoint import DTYPES, load_checkpoint
     from dalle.model.errors import ConfigError
@@ -70,6 +73,10 @@ def train_decoder(
 
     if dtype is not None and dtype not in DTYPES:
         raise ConfigError(f"invalid --dtype {dtype!r}: use float32, float16 or bfloat16, or leave it out")
+    if new_decoder_res_blocks is not None and new_decoder is None:
+        raise ConfigError("--new-decoder-res-blocks needs --new-decoder WIDTHS; add it, or leave both out to fine-tune")
+    if new_decoder_res_blocks is not None and new_decoder_res_blocks < 0:
+        raise ConfigError(f"invalid --new-decoder-res-blocks {new_decoder_res_blocks}: use 0 or more")
     settings = TrainSettings(
         steps=steps,
         batch_size=batch_size,
@@ -85,13 +92,13 @@ def train_decoder(
     checkpoint = load_checkpoint(model)
     shape = None
     if new_decoder is not None:
-        widths = parse_widths("--new-decoder", new_decoder)
+        widths = parse_widths("--new-decoder", new_decoder, "384,192,64")
         levels = len(checkpoint.vae.config.hidden_dims)
         if len(widths) != levels:
             raise ConfigError(
                 f"invalid --new-decoder {new_decoder!r}: {model} has {levels} encoder levels, so give {levels} widths"
             )
-        shape = NewDecoder(widths, new_decoder_res_blocks)
+        shape = NewDecoder(widths, 2 if new_decoder_res_blocks is None else new_decoder_res_blocks)
     images, _ = _load_dataset(data, checkpoint.vae.config.image_size)
     log = _LogEvery("decoder", max(1, steps // 20))
     with progress_bar("train decoder", steps) as update:

@@ -35,14 +35,15 @@ AmpOption = Annotated[
 ]
 
 
-def parse_widths(flag: str, text: str) -> tuple[int, ...]:
-    """Parse comma-separated channel widths such as 64,128,256 for `flag`."""
+def parse_widths(flag: str, text: str, example: str) -> tuple[int, ...]:
+    """Parse comma-separated channel widths for `flag`; `example` shows the expected form."""
     from dalle.model.errors import ConfigError
 
+    rule = f"expected positive integers like {example}"
     try:
         widths = tuple(int(part) for part in text.split(","))
     except ValueError as exc:
-        raise ConfigError(f"invalid {flag} {text!r}: expected positive integers like 64,128,256") from exc
+        raise ConfigError(f"invalid {flag} {text!r}: {rule}") from exc
     if any(width <= 0 for width in widths):
-        raise ConfigError(f"invalid {flag} {text!r}: expected positive integers like 64,128,256")
+        raise ConfigError(f"invalid {flag} {text!r}: {rule}")
     return widths

@@ -115,7 +115,7 @@ def train_vae(
 
     config = VAEConfig(
         image_size=image_size,
-        hidden_dims=parse_widths("--hidden-dims", hidden_dims),
+        hidden_dims=parse_widths("--hidden-dims", hidden_dims, "64,128,256"),
         codebook_size=codebook_size,
         codebook_dim=codebook_dim,
         quantizer=quantizer,

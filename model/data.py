@@ -119,13 +119,14 @@ def load_images(
     if first_changed is not None:
         path, (width, height) = first_changed
         logger.info(
-            "%d of %d images were not square and were centre-cropped, %d were resized to %d x %d pixels "
-            "(the first: %s, %d x %d)",
+            "images of another size than %d x %d: %d of %d centre-cropped to a square, %d of %d resized; "
+            "the first is %s (%d x %d)",
+            image_size,
+            image_size,
             cropped,
             len(examples),
             resized,
-            image_size,
-            image_size,
+            len(examples),
             path,
             width,
             height,

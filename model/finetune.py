@@ -79,6 +79,11 @@ def finetune_decoder(
     if new_decoder is not None:
         vae.config = replace(vae.config, decoder_dims=new_decoder.dims, decoder_res_blocks=new_decoder.res_blocks)
         vae.decoder = Decoder(vae.config).to(next(vae.parameters()).dtype)
+        count = sum(p.numel() for p in vae.decoder.parameters())
+        logger.info(
+            "training a new decoder from random weights: %s, %.2f M parameters", decoder_shape(vae), count / 1e6
+        )
+    shape = decoder_shape(vae)
 
     # 2. Freeze everything but the decoder. encode() never updates the EMA codebook, only forward() does.
     vae = vae.to(device, memory_format=torch.channels_last).eval()
@@ -88,7 +93,9 @@ def finetune_decoder(
     start = 0
     base = frozen_fingerprint(checkpoint)
     if resume and state_path(out).exists():
-        start = load_state(state_path(out), vae.decoder, optimizer, kind="decoder", base=base, total=settings.steps)
+        start = load_state(
+            state_path(out), vae.decoder, optimizer, kind="decoder", base=base, total=settings.steps, shape=shape
+        )
         logger.info("resuming decoder fine-tuning from step %d", start)
     elif resume:
         logger.info("no training state at %s, so fine-tuning starts at step 0", state_path(out))
@@ -133,13 +140,24 @@ def finetune_decoder(
                 base=base,
                 base_name=str(checkpoint.path),
                 total=settings.steps,
+                shape=shape,
             )
     return vae
 
 
+def decoder_shape(vae: DiscreteVAE) -> str:
+    """Describe the decoder's architecture in words, e.g. "widths 384,192,64 with 3 residual blocks per level"."""
+    widths = ",".join(str(width) for width in vae.config.decoder_widths)
+    return f"widths {widths} with {vae.config.decoder_blocks} residual blocks per level"
+
+
 def frozen_fingerprint(checkpoint: Checkpoint) -> str:
-    """SHA-256 over the VAE config and every tensor that fine-tuning leaves alone: encoder, codebook, transformer."""
-    digest = hashlib.sha256(checkpoint.vae.config.to_json().encode())
+    """SHA-256 over every part that decoder training leaves alone: encoder, codebook, transformer.
+
+    The decoder's shape is left out, as its own check gives a clearer message.
+    """
+    config = replace(checkpoint.vae.config, decoder_dims=None, decoder_res_blocks=None)
+    digest = hashlib.sha256(config.to_json().encode())
     tensors = [(f"vae.{k}", v) for k, v in checkpoint.vae.state_dict().items() if not k.startswith("decoder.")]
     if checkpoint.transformer is not None:
         tensors += [(f"transformer.{k}", v) for k, v in checkpoint.transformer.state_dict().items()]
@@ -175,5 +193,9 @@ def _save(
         "new_decoder": fresh,  # True: trained from random weights, shape in vae_config
     }
     # The facts of earlier runs stay: they describe the encoder, codebook and transformer, which did not change.
+    # So does the record of an earlier decoder run that this one fine-tuned further; a new decoder replaces it.
+    earlier = checkpoint.training.get("decoder_finetune")
+    if not fresh and earlier is not None:
+        facts["earlier"] = earlier
     training = {**checkpoint.training, "decoder_finetune": facts}
     save_checkpoint(out, vae, checkpoint.transformer, checkpoint.tokenizer, training=training, dtype=dtype)

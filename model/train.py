@@ -137,10 +137,12 @@ def save_state(
     base: str = "",
     base_name: str = "",
     total: int = 0,
+    shape: str = "",
 ) -> None:
     """Save what resuming needs: model tensors, optimizer moments and the step, as safetensors.
 
     `total` is the number of steps the run was started for, which sets its learning-rate schedule.
+    `shape` describes the trained model's architecture where a flag chose it, for messages.
 
     `kind` names the command that trains ("vae", "transformer", "decoder") and `base`
     fingerprints any frozen model the training builds on (`base_name` is its path, for
@@ -155,7 +157,7 @@ def save_state(
             if torch.is_tensor(value):
                 tensors[f"optim.{index}.{key}"] = value.detach().cpu().reshape(value.shape).contiguous()
     metadata = {"step": str(step), "param_groups": json.dumps(opt_state["param_groups"]), "kind": kind}
-    metadata |= {"base": base, "base_name": base_name, "total_steps": str(total)}
+    metadata |= {"base": base, "base_name": base_name, "total_steps": str(total), "shape": shape}
     write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
@@ -166,6 +168,7 @@ def load_state(
     kind: str,
     base: str = "",
     total: int = 0,
+    shape: str = "",
 ) -> int:
     """Restore a training state saved by save_state; return the step to continue from.
 
@@ -185,6 +188,12 @@ def load_state(
         raise CheckpointError(
             f"cannot resume: {path} is the training state of `dalle train {written_by}`, "
             f"not `dalle train {kind}`; {start_over}"
+        )
+    # State files written before `shape` was recorded have none; the tensor check below still catches a misfit.
+    if metadata.get("shape", shape) != shape:
+        raise CheckpointError(
+            f"cannot resume: {path} was saved while training a decoder of {metadata['shape']}, and this run "
+            f"asks for {shape}; pass the same --new-decoder and --new-decoder-res-blocks, or {start_over}"
         )
     if metadata.get("base", "") != base:
         earlier = metadata.get("base_name") or "another model"
@@ -207,7 +216,11 @@ def load_state(
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(metadata["param_groups"])})
     step = int(metadata["step"])
     planned = int(metadata.get("total_steps", "0"))  # 0: written before totals were recorded
-    if planned and total and planned != total:
+    if total and step >= total:
+        logger.info(
+            "%s is at step %d, which reaches --steps %d, so there is nothing to train; raise --steps", path, step, total
+        )
+    elif planned and total and planned != total:
         logger.warning(
             "resuming at step %d a run started for --steps %d, now %d: the learning-rate schedule changes "
             "from here on; pass --steps %d to keep it",

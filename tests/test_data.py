@@ -21,8 +21,8 @@ def test_load_images_logs_cropped_and_resized(tmp_path, caplog):
     assert images.shape == (3, 3, 16, 16)
     assert np.all(images[:, 0].numpy() == 200)
     assert caplog.messages == [
-        f"1 of 3 images were not square and were centre-cropped, 2 were resized to 16 x 16 pixels "
-        f"(the first: {tmp_path / 'a_wide.png'}, 40 x 20)"
+        f"images of another size than 16 x 16: 1 of 3 centre-cropped to a square, 2 of 3 resized; "
+        f"the first is {tmp_path / 'a_wide.png'} (40 x 20)"
     ]
 
 

@@ -218,10 +218,43 @@ def test_resume_rejects_other_new_decoder_shape(tmp_path):
     save_checkpoint(source, vae)
     out = tmp_path / "out.safetensors"
     finetune_decoder(_images(), load_checkpoint(source), _settings(10), out, new_decoder=NewDecoder((24, 12), 1))
-    with pytest.raises(CheckpointError, match="differs"):
+    with pytest.raises(
+        CheckpointError,
+        match="decoder of widths 24,12 with 1 residual blocks per level, and this "
+        "run asks for widths 32,12 with 1 residual blocks per level; pass the same --new-decoder",
+    ):
         finetune_decoder(
             _images(), load_checkpoint(source), _settings(20), out, resume=True, new_decoder=NewDecoder((32, 12), 1)
         )
+
+
+def test_finetune_after_new_decoder_keeps_its_shape_and_record(tmp_path):
+    vae, _, _ = tiny_parts()
+    source = tmp_path / "vae.safetensors"
+    save_checkpoint(source, vae)
+    big = tmp_path / "big.safetensors"
+    finetune_decoder(_images(), load_checkpoint(source), _settings(10), big, new_decoder=NewDecoder((24, 12), 1))
+    tuned = tmp_path / "tuned.safetensors"
+    finetune_decoder(_images(), load_checkpoint(big), _settings(5), tuned)
+    checkpoint = load_checkpoint(tuned)
+    assert checkpoint.vae.config.decoder_dims == (24, 12)
+    record = checkpoint.training["decoder_finetune"]
+    assert (record["steps"], record["new_decoder"]) == (5, False)
+    assert (record["earlier"]["steps"], record["earlier"]["new_decoder"]) == (10, True)
+
+
+def test_resume_past_the_last_step_says_nothing_to_train(tmp_path, caplog):
+    vae, _, _ = tiny_parts()
+    source = tmp_path / "vae.safetensors"
+    save_checkpoint(source, vae)
+    out = tmp_path / "out.safetensors"
+    finetune_decoder(_images(), load_checkpoint(source), _settings(10), out)
+    with caplog.at_level("INFO", logger="dalle.model.train"):
+        finetune_decoder(_images(), load_checkpoint(source), _settings(5), out, resume=True)
+    state = tmp_path / "out.state.safetensors"
+    assert caplog.messages == [
+        f"{state} is at step 10, which reaches --steps 5, so there is nothing to train; raise --steps"
+    ]
 
 
 def test_config_without_decoder_fields_mirrors_encoder():
@@ -238,7 +271,7 @@ def test_config_rejects_decoder_dims_of_other_depth():
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("64", "has 2 encoder levels, so give 2 widths"), ("64,x", "expected positive integers like 64,128,256")],
+    [("64", "has 2 encoder levels, so give 2 widths"), ("64,x", "expected positive integers like 384,192,64")],
 )
 def test_cli_new_decoder_bad_widths_exit_2(tmp_path, value, message):
     vae, _, _ = tiny_parts()
@@ -250,6 +283,25 @@ def test_cli_new_decoder_bad_widths_exit_2(tmp_path, value, message):
     result = _run_cli("train", "decoder", str(data), "--model", str(source), "--out", str(out), "--new-decoder", value)
     assert result.returncode == 2
     assert f"invalid --new-decoder {value!r}" in result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--new-decoder-res-blocks", "3"], "--new-decoder-res-blocks needs --new-decoder WIDTHS"),
+        (["--new-decoder", "32,16", "--new-decoder-res-blocks", "-1"], "invalid --new-decoder-res-blocks -1: use 0"),
+    ],
+)
+def test_cli_new_decoder_res_blocks_misuse_exit_2(tmp_path, extra, message):
+    vae, _, _ = tiny_parts()
+    source = tmp_path / "vae.safetensors"
+    save_checkpoint(source, vae)
+    out = tmp_path / "x.safetensors"
+    result = _run_cli("train", "decoder", str(tmp_path), "--model", str(source), "--out", str(out), *extra)
+    assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
