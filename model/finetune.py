@@ -148,7 +148,8 @@ def finetune_decoder(
 def decoder_shape(vae: DiscreteVAE) -> str:
     """Describe the decoder's architecture in words, e.g. "widths 384,192,64 with 3 residual blocks per level"."""
     widths = ",".join(str(width) for width in vae.config.decoder_widths)
-    return f"widths {widths} with {vae.config.decoder_blocks} residual blocks per level"
+    blocks = vae.config.decoder_blocks
+    return f"widths {widths} with {blocks} residual block{'' if blocks == 1 else 's'} per level"
 
 
 def frozen_fingerprint(checkpoint: Checkpoint) -> str:

@@ -220,8 +220,8 @@ def test_resume_rejects_other_new_decoder_shape(tmp_path):
     finetune_decoder(_images(), load_checkpoint(source), _settings(10), out, new_decoder=NewDecoder((24, 12), 1))
     with pytest.raises(
         CheckpointError,
-        match="decoder of widths 24,12 with 1 residual blocks per level, and this "
-        "run asks for widths 32,12 with 1 residual blocks per level; pass the same --new-decoder",
+        match="decoder of widths 24,12 with 1 residual block per level, and this "
+        "run asks for widths 32,12 with 1 residual block per level; pass the same --new-decoder",
     ):
         finetune_decoder(
             _images(), load_checkpoint(source), _settings(20), out, resume=True, new_decoder=NewDecoder((32, 12), 1)
