@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 
@@ -14,6 +15,21 @@ from dalle.model.toyworld import random_scene
 from dalle.model.train import build_tokenizer
 from dalle.model.transformer import DalleTransformer
 from dalle.model.vae import DiscreteVAE
+
+
+@pytest.fixture(autouse=True)
+def _restore_dalle_logger():
+    """Undo the handler, level and propagation that an in-process CLI run gives the "dalle" logger.
+
+    Its handler writes to the stderr of that run, which is closed afterwards, and
+    its level and propagation would change what later tests capture.
+    """
+    logger = logging.getLogger("dalle")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], level, logger.propagate = saved
+    logger.setLevel(level)
+
 
 TINY_VAE = VAEConfig(image_size=16, hidden_dims=(8, 16), codebook_size=32, codebook_dim=8)
 
