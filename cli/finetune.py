@@ -54,7 +54,7 @@ def train_decoder(
     ] = None,
     new_decoder_res_blocks: Annotated[
         int | None,
-        typer.Option(help="Residual blocks per level of the --new-decoder, which it needs. [default: 2]"),
+        typer.Option(help="Residual blocks per level of the new decoder; only with --new-decoder. [default: 2]"),
     ] = None,
 ) -> None:
     """Train only the VAE decoder, on mean squared error, so reconstructions gain PSNR.

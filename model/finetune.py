@@ -80,10 +80,10 @@ def finetune_decoder(
         vae.config = replace(vae.config, decoder_dims=new_decoder.dims, decoder_res_blocks=new_decoder.res_blocks)
         vae.decoder = Decoder(vae.config).to(next(vae.parameters()).dtype)
         count = sum(p.numel() for p in vae.decoder.parameters())
-        logger.info(
-            "training a new decoder from random weights: %s, %.2f M parameters", decoder_shape(vae), count / 1e6
-        )
-    shape = decoder_shape(vae)
+        logger.info("new decoder: %s, %.2f M parameters", decoder_shape(vae), count / 1e6)
+        shape = decoder_shape(vae)
+    else:
+        shape = f"{decoder_shape(vae)} (the decoder of --model)"
 
     # 2. Freeze everything but the decoder. encode() never updates the EMA codebook, only forward() does.
     vae = vae.to(device, memory_format=torch.channels_last).eval()
@@ -96,9 +96,11 @@ def finetune_decoder(
         start = load_state(
             state_path(out), vae.decoder, optimizer, kind="decoder", base=base, total=settings.steps, shape=shape
         )
-        logger.info("resuming decoder fine-tuning from step %d", start)
+        if start >= settings.steps:
+            return vae
+        logger.info("resuming decoder training from step %d", start)
     elif resume:
-        logger.info("no training state at %s, so fine-tuning starts at step 0", state_path(out))
+        logger.info("no training state at %s, so decoder training starts at step 0", state_path(out))
     preview = to_model_range(images[:8]).to(device)
     generator = torch.Generator().manual_seed(settings.seed)
     started = time.monotonic()

@@ -226,6 +226,8 @@ def test_resume_rejects_other_new_decoder_shape(tmp_path):
         finetune_decoder(
             _images(), load_checkpoint(source), _settings(20), out, resume=True, new_decoder=NewDecoder((32, 12), 1)
         )
+    with pytest.raises(CheckpointError, match=r"asks for widths 16,8 with 1 residual block per level \(the decoder of"):
+        finetune_decoder(_images(), load_checkpoint(source), _settings(20), out, resume=True)
 
 
 def test_finetune_after_new_decoder_keeps_its_shape_and_record(tmp_path):
