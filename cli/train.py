@@ -42,7 +42,10 @@ class _LogEvery:
         if step % self.every and step != total:
             return
         first_step, first_time = self.first
-        eta = f"{(now - first_time) / (step - first_step) * (total - step):.0f}s" if step > first_step else "unknown"
+        eta = "unknown"
+        if step > first_step:
+            seconds_per_step = (now - first_time) / (step - first_step)
+            eta = f"{seconds_per_step * (total - step):.0f}s"
         extra = "".join(f" {k} {v:.4f}" for k, v in metrics.items())
         logger.info(
             "%s step %d/%d loss %.4f%s elapsed %.0fs eta %s",

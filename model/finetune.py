@@ -75,13 +75,14 @@ def finetune_decoder(
     device = torch.device(settings.device)
     settings = replace(settings, amp=resolve_amp(settings.amp, device))
 
-    # 1. Swap in a new decoder if asked. Its shape enters the config, so the fingerprint below covers it.
+    # 1. Swap in a new decoder if requested. The state file records its shape, so resuming checks it.
+    fresh = new_decoder is not None
     if new_decoder is not None:
         vae.config = replace(vae.config, decoder_dims=new_decoder.dims, decoder_res_blocks=new_decoder.res_blocks)
         vae.decoder = Decoder(vae.config).to(next(vae.parameters()).dtype)
-        count = sum(p.numel() for p in vae.decoder.parameters())
-        logger.info("new decoder: %s, %.2f M parameters", decoder_shape(vae), count / 1e6)
         shape = decoder_shape(vae)
+        count = sum(p.numel() for p in vae.decoder.parameters())
+        logger.info("new decoder: %s, %.2f M parameters", shape, count / 1e6)
     else:
         shape = f"{decoder_shape(vae)} (the decoder of --model)"
 
@@ -131,7 +132,6 @@ def finetune_decoder(
         if progress is not None:
             progress(TrainProgress(done, settings.steps, loss.item()))
         if done % settings.checkpoint_every == 0 or done == settings.steps:
-            fresh = new_decoder is not None
             _save(vae, checkpoint, settings, out, preview, done, int(images.shape[0]), started, dtype, fresh)
             save_state(
                 state_path(out),

@@ -141,12 +141,11 @@ def save_state(
 ) -> None:
     """Save what resuming needs: model tensors, optimizer moments and the step, as safetensors.
 
-    `total` is the number of steps the run was started for, which sets its learning-rate schedule.
-    `shape` describes the trained model's architecture where a flag chose it, for messages.
-
     `kind` names the command that trains ("vae", "transformer", "decoder") and `base`
     fingerprints any frozen model the training builds on (`base_name` is its path, for
     messages), so load_state can reject a state file that belongs to another run.
+    `total` is the number of steps the run was started for, which sets its learning-rate
+    schedule. `shape` describes the trained model's architecture where a flag chose it.
     """
     from safetensors.torch import save_file
 
@@ -189,11 +188,11 @@ def load_state(
             f"cannot resume: {path} is the training state of `dalle train {written_by}`, "
             f"not `dalle train {kind}`; {start_over}"
         )
-    # State files written before `shape` was recorded have none; the tensor check below still catches a misfit.
+    # State files written before `shape` was recorded have none. The tensor check below still catches a misfit.
     if metadata.get("shape", shape) != shape:
         raise CheckpointError(
             f"cannot resume: {path} was saved while training a decoder of {metadata['shape']}, and this run "
-            f"asks for {shape}; pass the same --new-decoder and --new-decoder-res-blocks, or {start_over}"
+            f"requests {shape}; pass the same --new-decoder and --new-decoder-res-blocks, or {start_over}"
         )
     if metadata.get("base", "") != base:
         earlier = metadata.get("base_name") or "another model"

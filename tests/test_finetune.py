@@ -6,6 +6,7 @@ import random
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,6 +39,21 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dalle.cli", *args], capture_output=True, text=True, timeout=300, check=False
     )
+
+
+def _save_tiny_vae(tmp_path) -> Path:
+    """Save a tiny random VAE as `vae.safetensors` under tmp_path and return its path."""
+    vae, _, _ = tiny_parts()
+    source = tmp_path / "vae.safetensors"
+    save_checkpoint(source, vae)
+    return source
+
+
+def _write_tiny_data(tmp_path) -> Path:
+    """Write four 16-pixel toy-world images with captions to tmp_path/data and return the folder."""
+    data = tmp_path / "data"
+    write_dataset(data, 4, seed=0, image_size=16)
+    return data
 
 
 def _reconstruction_mse(vae: torch.nn.Module, images: torch.Tensor) -> float:
@@ -81,9 +97,7 @@ def _stop_at(step: int):
 
 
 def test_finetune_resume_matches_whole_run(tmp_path):
-    vae, _, _ = tiny_parts()
-    source = tmp_path / "vae.safetensors"
-    save_checkpoint(source, vae)
+    source = _save_tiny_vae(tmp_path)
     images = _images()
     whole = finetune_decoder(images, load_checkpoint(source), _settings(20), tmp_path / "whole.safetensors")
 
@@ -122,9 +136,7 @@ def test_cli_decoder_writes_checkpoint(tmp_path):
 
 
 def test_cli_decoder_bad_dtype_exit_2(tmp_path):
-    vae, _, _ = tiny_parts()
-    source = tmp_path / "vae.safetensors"
-    save_checkpoint(source, vae)
+    source = _save_tiny_vae(tmp_path)
     args = ["train", "decoder", str(tmp_path), "--model", str(source), "--out", str(tmp_path / "x.safetensors")]
     result = _run_cli(*args, "--dtype", "int8")
     assert result.returncode == 2
@@ -156,11 +168,8 @@ def test_resume_rejects_other_base_model(tmp_path):
 
 
 def test_cli_out_folder_exit_2(tmp_path):
-    vae, _, _ = tiny_parts()
-    source = tmp_path / "vae.safetensors"
-    save_checkpoint(source, vae)
-    data = tmp_path / "data"
-    write_dataset(data, 4, seed=0, image_size=16)
+    source = _save_tiny_vae(tmp_path)
+    data = _write_tiny_data(tmp_path)
     folder = tmp_path / "existing"
     folder.mkdir()
     args = ["train", "decoder", str(data), "--model", str(source), "--out", str(folder)]
@@ -171,11 +180,8 @@ def test_cli_out_folder_exit_2(tmp_path):
 
 
 def test_cli_out_under_file_exit_2(tmp_path):
-    vae, _, _ = tiny_parts()
-    source = tmp_path / "vae.safetensors"
-    save_checkpoint(source, vae)
-    data = tmp_path / "data"
-    write_dataset(data, 4, seed=0, image_size=16)
+    source = _save_tiny_vae(tmp_path)
+    data = _write_tiny_data(tmp_path)
     notes = tmp_path / "notes.txt"
     notes.write_text("hi")
     args = ["train", "decoder", str(data), "--model", str(source), "--out", str(notes / "x.safetensors")]
@@ -185,7 +191,7 @@ def test_cli_out_under_file_exit_2(tmp_path):
     assert notes.read_text() == "hi"
 
 
-def test_new_decoder_learns_keeps_tokens_and_saves_shape(tmp_path):
+def test_new_decoder_learns_keeps_tokens(tmp_path):
     vae, transformer, tokenizer = tiny_parts()
     source = tmp_path / "model.safetensors"
     save_checkpoint(source, vae, transformer, tokenizer)
@@ -213,27 +219,23 @@ def test_new_decoder_learns_keeps_tokens_and_saves_shape(tmp_path):
 
 
 def test_resume_rejects_other_new_decoder_shape(tmp_path):
-    vae, _, _ = tiny_parts()
-    source = tmp_path / "vae.safetensors"
-    save_checkpoint(source, vae)
+    source = _save_tiny_vae(tmp_path)
     out = tmp_path / "out.safetensors"
     finetune_decoder(_images(), load_checkpoint(source), _settings(10), out, new_decoder=NewDecoder((24, 12), 1))
     with pytest.raises(
         CheckpointError,
         match="decoder of widths 24,12 with 1 residual block per level, and this "
-        "run asks for widths 32,12 with 1 residual block per level; pass the same --new-decoder",
+        "run requests widths 32,12 with 1 residual block per level; pass the same --new-decoder",
     ):
         finetune_decoder(
             _images(), load_checkpoint(source), _settings(20), out, resume=True, new_decoder=NewDecoder((32, 12), 1)
         )
-    with pytest.raises(CheckpointError, match=r"asks for widths 16,8 with 1 residual block per level \(the decoder of"):
+    with pytest.raises(CheckpointError, match=r"requests widths 16,8 with 1 residual block per level \(the decoder of"):
         finetune_decoder(_images(), load_checkpoint(source), _settings(20), out, resume=True)
 
 
-def test_finetune_after_new_decoder_keeps_its_shape_and_record(tmp_path):
-    vae, _, _ = tiny_parts()
-    source = tmp_path / "vae.safetensors"
-    save_checkpoint(source, vae)
+def test_finetune_keeps_new_decoder_shape(tmp_path):
+    source = _save_tiny_vae(tmp_path)
     big = tmp_path / "big.safetensors"
     finetune_decoder(_images(), load_checkpoint(source), _settings(10), big, new_decoder=NewDecoder((24, 12), 1))
     tuned = tmp_path / "tuned.safetensors"
@@ -241,14 +243,14 @@ def test_finetune_after_new_decoder_keeps_its_shape_and_record(tmp_path):
     checkpoint = load_checkpoint(tuned)
     assert checkpoint.vae.config.decoder_dims == (24, 12)
     record = checkpoint.training["decoder_finetune"]
-    assert (record["steps"], record["new_decoder"]) == (5, False)
-    assert (record["earlier"]["steps"], record["earlier"]["new_decoder"]) == (10, True)
+    assert record["steps"] == 5
+    assert record["new_decoder"] is False
+    assert record["earlier"]["steps"] == 10
+    assert record["earlier"]["new_decoder"] is True
 
 
-def test_resume_past_the_last_step_says_nothing_to_train(tmp_path, caplog):
-    vae, _, _ = tiny_parts()
-    source = tmp_path / "vae.safetensors"
-    save_checkpoint(source, vae)
+def test_resume_past_last_step_logs(tmp_path, caplog):
+    source = _save_tiny_vae(tmp_path)
     out = tmp_path / "out.safetensors"
     finetune_decoder(_images(), load_checkpoint(source), _settings(10), out)
     with caplog.at_level("INFO", logger="dalle.model.train"):
@@ -275,11 +277,8 @@ def test_config_rejects_decoder_dims_of_other_depth():
     [("64", "has 2 encoder levels, so give 2 widths"), ("64,x", "expected positive integers like 384,192,64")],
 )
 def test_cli_new_decoder_bad_widths_exit_2(tmp_path, value, message):
-    vae, _, _ = tiny_parts()
-    source = tmp_path / "vae.safetensors"
-    save_checkpoint(source, vae)
-    data = tmp_path / "data"
-    write_dataset(data, 4, seed=0, image_size=16)
+    source = _save_tiny_vae(tmp_path)
+    data = _write_tiny_data(tmp_path)
     out = tmp_path / "x.safetensors"
     result = _run_cli("train", "decoder", str(data), "--model", str(source), "--out", str(out), "--new-decoder", value)
     assert result.returncode == 2
@@ -297,9 +296,7 @@ def test_cli_new_decoder_bad_widths_exit_2(tmp_path, value, message):
     ],
 )
 def test_cli_new_decoder_res_blocks_misuse_exit_2(tmp_path, extra, message):
-    vae, _, _ = tiny_parts()
-    source = tmp_path / "vae.safetensors"
-    save_checkpoint(source, vae)
+    source = _save_tiny_vae(tmp_path)
     out = tmp_path / "x.safetensors"
     result = _run_cli("train", "decoder", str(tmp_path), "--model", str(source), "--out", str(out), *extra)
     assert result.returncode == 2
